@@ -1,0 +1,376 @@
+"""`canon`: one CLI for content owners, integrators and QA. `canon COMMAND --help` documents each."""
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlmodel import Session
+
+from canon import errors
+from canon.runtime import Runtime
+from canon.settings import Settings
+from governance import audit, service
+from governance.errors import CanonError, InvalidInput, NotFound
+from governance.models import ArticleVersion, Status
+from governance.service import Actor, Role
+from ingest.index import doctor as run_doctor
+from ingest.pipeline import FileResult, Outcome, ingest as run_ingest, iter_files
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+review_app = typer.Typer(no_args_is_help=True, help="Move versions through review.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+eval_app = typer.Typer(no_args_is_help=True, help="Retrieval and answer-quality evaluations.")
+app.add_typer(review_app, name="review")
+app.add_typer(audit_app, name="audit")
+app.add_typer(eval_app, name="eval")
+
+console = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+ActorOpt = Annotated[str, typer.Option("--actor", help="who is acting (recorded in the audit trail)")]
+RoleOpt = Annotated[
+    list[Role] | None, typer.Option("--role", help="roles the actor holds (repeatable)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="version number")]
+
+
+def _runtime() -> Runtime:
+    return Runtime(Settings())
+
+
+def _actor(name: str, roles: list[Role] | None, default: Role) -> Actor:
+    return Actor(name=name, roles=frozenset(roles or [default]))
+
+
+def _pick(session: Session, article_id: str, number: int | None, status: Status) -> ArticleVersion:
+    if number is not None:
+        return service.find_version(session, article_id, number)
+    for version in reversed(service.history(session, article_id)):
+        if version.status == status:
+            return version
+    raise NotFound(f"article {article_id!r} has no version that is {status.value}")
+
+
+def _emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+    else:
+        render()
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders to ingest")],
+    submit: Annotated[bool, typer.Option(help="put new versions straight into review")] = False,
+    author: Annotated[str, typer.Option(help="recorded as the author of new versions")] = "ingest",
+    as_json: JsonOpt = False,
+) -> None:
+    """Parse files into draft versions; unchanged files add nothing."""
+    rt = _runtime()
+    total = sum(1 for _ in iter_files(paths))
+    with Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("files", total=total, rate="")
+        chunks = 0
+
+        def tick(result: FileResult) -> None:
+            nonlocal chunks
+            chunks += result.chunks
+            elapsed = max(progress.tasks[task].elapsed or 1e-9, 1e-9)
+            done = progress.tasks[task].completed + 1
+            progress.update(task, advance=1, rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s")
+
+        report = run_ingest(
+            rt.engine,
+            paths,
+            author=author,
+            submit=submit,
+            max_bytes=rt.settings.max_file_bytes,
+            max_tokens=rt.settings.chunk_tokens,
+            on_file=tick,
+        )
+    summary = report.summary()
+
+    def render() -> None:
+        out.print(
+            f"created {summary['created']}, new versions {summary['new_version']}, "
+            f"unchanged {summary['unchanged']}, failed {summary['failed']} ({summary['files']} files)"
+        )
+        for failure in report.failed:
+            out.print(f"[red]failed[/red] {failure.error}", highlight=False)
+
+    _emit({"summary": summary, "files": [asdict(f) for f in report.files]}, as_json, render)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@review_app.command("list")
+def review_list(
+    status: Annotated[Status, typer.Option(help="which versions to list")] = Status.in_review,
+    as_json: JsonOpt = False,
+) -> None:
+    """Versions waiting in a given state (default: in review)."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        versions = service.versions_in(session, status)
+    rows = [
+        {"article_id": v.article_id, "version": v.number, "status": v.status.value, "title": v.title,
+         "author": v.author, "clinical": v.clinical, "audience": v.audience.value, "revision": v.revision}
+        for v in versions
+    ]
+
+    def render() -> None:
+        table = Table("article", "v", "status", "title", "author", "clinical", "audience")
+        for r in rows:
+            table.add_row(r["article_id"], str(r["version"]), r["status"], r["title"], r["author"],
+                          "yes" if r["clinical"] else "", r["audience"])
+        out.print(table)
+
+    _emit(rows, as_json, render)
+
+
+def _apply_all(status: Status, action: Callable[[Session, ArticleVersion], ArticleVersion]) -> int:
+    rt = _runtime()
+    done = 0
+    with Session(rt.engine, expire_on_commit=False) as session:
+        for version in service.versions_in(session, status):
+            action(session, version)
+            done += 1
+    return done
+
+
+@review_app.command("submit")
+def review_submit(
+    article_id: Annotated[str | None, typer.Argument()] = None,
+    version: VersionOpt = None,
+    all_drafts: Annotated[bool, typer.Option("--all", help="submit every draft")] = False,
+    actor: ActorOpt = "ingest",
+    role: RoleOpt = None,
+) -> None:
+    """Send a draft to review."""
+    who = _actor(actor, role, Role.author)
+    if all_drafts:
+        n = _apply_all(Status.draft, lambda s, v: service.submit(s, _id(v), who))
+        out.print(f"submitted {n} drafts")
+        return
+    rt = _runtime()
+    with Session(rt.engine, expire_on_commit=False) as session:
+        v = service.submit(session, _id(_pick(session, _need(article_id), version, Status.draft)), who)
+        out.print(f"{v.article_id} v{v.number} is {v.status.value}")
+
+
+@review_app.command("approve")
+def review_approve(
+    article_id: Annotated[str | None, typer.Argument()] = None,
+    version: VersionOpt = None,
+    all_pending: Annotated[bool, typer.Option("--all", help="approve everything in review")] = False,
+    actor: ActorOpt = "reviewer",
+    role: RoleOpt = None,
+    comment: Annotated[str | None, typer.Option(help="note for the audit trail")] = None,
+) -> None:
+    """Approve a version in review (not your own; clinical articles need clinical-review)."""
+    who = _actor(actor, role, Role.reviewer)
+    if all_pending:
+        n = _apply_all(Status.in_review, lambda s, v: service.approve(s, _id(v), who, comment=comment))
+        out.print(f"approved {n} versions")
+        return
+    rt = _runtime()
+    with Session(rt.engine, expire_on_commit=False) as session:
+        picked = _pick(session, _need(article_id), version, Status.in_review)
+        v = service.approve(session, _id(picked), who, comment=comment)
+        out.print(f"{v.article_id} v{v.number} is {v.status.value}")
+
+
+@review_app.command("reject")
+def review_reject(
+    article_id: str,
+    comment: Annotated[str, typer.Option(help="what the author must change (required)")],
+    version: VersionOpt = None,
+    actor: ActorOpt = "reviewer",
+    role: RoleOpt = None,
+) -> None:
+    """Send a version in review back to draft, with a comment."""
+    rt = _runtime()
+    with Session(rt.engine, expire_on_commit=False) as session:
+        picked = _pick(session, article_id, version, Status.in_review)
+        v = service.reject(session, _id(picked), _actor(actor, role, Role.reviewer), comment)
+        out.print(f"{v.article_id} v{v.number} is {v.status.value}")
+
+
+@app.command()
+def publish(
+    article_id: Annotated[str | None, typer.Argument()] = None,
+    version: VersionOpt = None,
+    all_approved: Annotated[bool, typer.Option("--all", help="publish every approved version")] = False,
+    actor: ActorOpt = "publisher",
+    role: RoleOpt = None,
+) -> None:
+    """Publish an approved version: the only way content reaches the index."""
+    rt = _runtime()
+    who = _actor(actor, role, Role.reviewer)
+    with Session(rt.engine, expire_on_commit=False) as session:
+        targets = (
+            service.versions_in(session, Status.approved)
+            if all_approved
+            else [_pick(session, _need(article_id), version, Status.approved)]
+        )
+        for target in targets:
+            v = service.publish(session, _id(target), who, rt.sync)
+            out.print(f"published {v.article_id} v{v.number}")
+    rt.close()
+
+
+@app.command()
+def retire(
+    article_id: str,
+    reason: Annotated[str, typer.Option(help="why the article is withdrawn (required)")],
+    actor: ActorOpt = "admin",
+    role: RoleOpt = None,
+) -> None:
+    """Withdraw an article from every reader; its history stays."""
+    rt = _runtime()
+    with Session(rt.engine, expire_on_commit=False) as session:
+        v = service.retire(session, article_id, _actor(actor, role, Role.admin), reason, rt.sync)
+        out.print(f"retired {v.article_id} v{v.number}")
+    rt.close()
+
+
+@app.command()
+def history(article_id: str, as_json: JsonOpt = False) -> None:
+    """Every version of an article and its state."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        rows = [
+            {"version": v.number, "status": v.status.value, "author": v.author, "reviewer": v.reviewer,
+             "comment": v.review_comment, "updated_at": v.updated_at.isoformat(timespec="seconds")}
+            for v in service.history(session, article_id)
+        ]
+
+    def render() -> None:
+        table = Table("v", "status", "author", "reviewer", "comment", "updated")
+        for r in rows:
+            table.add_row(str(r["version"]), r["status"], r["author"], r["reviewer"] or "",
+                          r["comment"] or "", r["updated_at"])
+        out.print(table)
+
+    _emit(rows, as_json, render)
+
+
+@app.command()
+def doctor(
+    check_only: Annotated[bool, typer.Option("--check-only", help="report drift, repair nothing")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the database with the index and repair drift."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        report = run_doctor(session, rt.sync, repair=not check_only)
+    rt.close()
+    data = asdict(report) | {"healthy": report.healthy}
+
+    def render() -> None:
+        verb = "would re-index" if check_only else "re-indexed"
+        out.print(
+            f"{report.published_versions} published versions, {report.points} points; "
+            f"{verb} {len(report.reindexed)} versions, orphan points "
+            f"{'found' if check_only else 'removed'}: {report.orphans_removed}"
+        )
+        for name in report.reindexed:
+            out.print(f"  {verb} {name}")
+
+    _emit(data, as_json, render)
+    if check_only and not report.healthy:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Check the audit chain; name the first event that was edited, deleted or reordered."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        report = audit.verify(session)
+    _emit(
+        asdict(report),
+        as_json,
+        lambda: out.print(
+            f"audit chain ok: {report.events} events"
+            if report.ok
+            else f"[red]audit chain broken at event {report.first_bad_seq}: {report.problem}[/red]"
+        ),
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the API (and hold the embedded index for this process)."""
+    import uvicorn
+
+    from canon.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[str, typer.Option(help="golden set name under evals/datasets")] = "sample",
+    output: Annotated[Path, typer.Option(help="where to write the JSON results")] = Path(
+        "evals/results/retrieval.json"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a scratch index of the sample corpus and report recall@5/10, MRR@10, nDCG@10."""
+    from evals.runner import run_retrieval_eval
+
+    results = run_retrieval_eval(dataset, settings=Settings())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+
+    def render() -> None:
+        table = Table("mode", "questions", "recall@5", "recall@10", "MRR@10", "nDCG@10", title=f"retrieval: {dataset}")
+        for mode, m in results["modes"].items():
+            table.add_row(mode, str(m["questions"]), f"{m['recall@5']:.3f}", f"{m['recall@10']:.3f}",
+                          f"{m['mrr@10']:.3f}", f"{m['ndcg@10']:.3f}")
+        out.print(table)
+        out.print(f"written to {output}")
+
+    _emit(results, as_json, render)
+
+
+def _id(version: ArticleVersion) -> int:
+    assert version.id is not None
+    return version.id
+
+
+def _need(article_id: str | None) -> str:
+    if not article_id:
+        raise InvalidInput("name an article id, or pass --all")
+    return article_id
+
+
+def main() -> None:
+    try:
+        app()
+    except CanonError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(errors.lookup(errors.EXIT_CODE, exc, 1))

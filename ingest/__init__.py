@@ -1,0 +1,1 @@
+"""Ingest: files -> elements -> versions -> chunks -> index sync."""

@@ -1,0 +1,126 @@
+"""`canon ingest`: walk paths, parse, chunk, and record each file as a draft version."""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from governance import service
+from governance.errors import CanonError
+from ingest.chunk import chunk_blocks
+from ingest.parse import MANIFEST_NAME, SIDECAR_SUFFIX, ParsedFile, parse_file
+
+
+class Outcome(StrEnum):
+    created = "created"
+    new_version = "new_version"
+    unchanged = "unchanged"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    outcome: Outcome
+    article_id: str | None = None
+    version: int | None = None
+    chunks: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for f in self.files if f.outcome == outcome)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.outcome == Outcome.failed]
+
+    def summary(self) -> dict[str, int]:
+        return {o.value: self.count(o) for o in Outcome} | {"files": len(self.files)}
+
+
+def content_hash(parsed: ParsedFile) -> str:
+    meta = parsed.meta.model_dump(mode="json")
+    canonical = json.dumps({"id": parsed.article_id, "meta": meta, "body": parsed.body}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def iter_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
+    """(file, root) pairs; folders are walked, skipping names that start with '.' or '_'."""
+    for given in paths:
+        if given.is_dir():
+            for path in sorted(given.rglob("*")):
+                relative = path.relative_to(given)
+                if any(part.startswith((".", "_")) for part in relative.parts):
+                    continue
+                if path.is_file() and not path.name.endswith(SIDECAR_SUFFIX) and path.name != MANIFEST_NAME:
+                    yield path, given
+        else:
+            yield given, given.parent
+
+
+def ingest(
+    engine: Engine,
+    paths: Sequence[Path],
+    *,
+    author: str,
+    submit: bool = False,
+    max_bytes: int = 20_000_000,
+    max_tokens: int = 200,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> IngestReport:
+    """Each file is its own transaction: a bad file fails alone and changes nothing stored."""
+    report = IngestReport()
+    for path, root in iter_files(paths):
+        result = _ingest_one(engine, path, root, author, submit, max_bytes, max_tokens)
+        report.files.append(result)
+        if on_file is not None:
+            on_file(result)
+    return report
+
+
+def _ingest_one(
+    engine: Engine, path: Path, root: Path, author: str, submit: bool, max_bytes: int, max_tokens: int
+) -> FileResult:
+    if not path.exists():
+        return FileResult(str(path), Outcome.failed, error=f"{path}: no such file or folder")
+    try:
+        parsed = parse_file(path, root, max_bytes=max_bytes)
+        chunks = chunk_blocks(parsed.blocks, parsed.meta.title, max_tokens=max_tokens)
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                recorded = service.record_source(
+                    session,
+                    article_id=parsed.article_id,
+                    meta=parsed.meta,
+                    body=parsed.body,
+                    content_hash=content_hash(parsed),
+                    chunks=chunks,
+                    source_path=str(path),
+                    author=author,
+                    submit=submit,
+                )
+            except BaseException:
+                session.rollback()
+                raise
+    except CanonError as exc:
+        return FileResult(str(path), Outcome.failed, error=str(exc))
+    except Exception as exc:  # a parser crash on hostile input must not stop the batch
+        detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return FileResult(str(path), Outcome.failed, error=f"{path}: {type(exc).__name__}: {detail}")
+    return FileResult(
+        str(path),
+        Outcome(recorded.kind.value),
+        article_id=recorded.article_id,
+        version=recorded.version,
+        chunks=len(chunks),
+    )

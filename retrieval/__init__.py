@@ -1,0 +1,1 @@
+"""Retrieval: vector store, embedder, hybrid retriever, answer composer, grounding check."""

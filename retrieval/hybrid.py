@@ -1,0 +1,121 @@
+"""Hybrid retrieval: dense + sparse prefetch, RRF fusion in Qdrant, live-version and freshness checks."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from governance.models import Audience
+from retrieval.catalog import Catalog, FreshnessMode, FreshnessPolicy
+from retrieval.embed import Embedder
+from retrieval.sparse import SparseEncoder
+from retrieval.store import Mode, Scope, VectorStore
+
+
+@dataclass(frozen=True)
+class Passage:
+    article_id: str
+    version: int
+    version_id: int
+    title: str
+    section: str
+    text: str
+    service_line: str
+    audience: str
+    clinical: bool
+    stale: bool
+    score: float  # rank-fusion score: order only
+    relevance: float  # cosine of question and passage: comparable across queries
+    point_id: str
+
+
+def visible_audiences(audience: Audience) -> tuple[str, ...]:
+    """Patients see patient content only; staff see both."""
+    if audience == Audience.patient:
+        return (Audience.patient.value,)
+    return (Audience.patient.value, Audience.staff.value)
+
+
+class Retriever:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        catalog: Catalog,
+        *,
+        freshness: FreshnessPolicy | None = None,
+        fusion_k: int = 60,
+        overfetch: int = 3,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.sparse = sparse
+        self.catalog = catalog
+        self.freshness = freshness or FreshnessPolicy()
+        self.fusion_k = fusion_k
+        self.overfetch = overfetch
+        self.today = today
+
+    def search(
+        self,
+        question: str,
+        *,
+        audience: Audience,
+        service_lines: Sequence[str] = (),
+        top_k: int = 5,
+        mode: Mode = "hybrid",
+    ) -> list[Passage]:
+        dense = self.embedder.embed_query(question)
+        sparse = self.sparse.query(question)
+        if not sparse.indices:
+            if mode == "sparse":
+                return []
+            mode = "dense"
+        hits = self.store.query(
+            dense,
+            sparse,
+            Scope(audiences=visible_audiences(audience), service_lines=tuple(service_lines)),
+            limit=top_k * self.overfetch,
+            mode=mode,
+            fusion_k=self.fusion_k,
+        )
+        live = self.catalog.live()
+        today = self.today()
+        fresh: list[Passage] = []
+        stale: list[Passage] = []
+        for hit in hits:
+            version = live.get(int(hit.payload.get("version_id", -1)))
+            if version is None:
+                continue  # not (or no longer) published
+            if audience == Audience.patient and version.audience != Audience.patient:
+                continue
+            is_stale = self.freshness.stale(version, today)
+            if (
+                is_stale
+                and audience == Audience.patient
+                and self.freshness.mode == FreshnessMode.withhold
+                and self.freshness.expired(version, today)
+            ):
+                continue
+            relevance = float(np.dot(dense, hit.dense)) if hit.dense is not None else 0.0
+            passage = Passage(
+                article_id=version.article_id,
+                version=version.number,
+                version_id=version.version_id,
+                title=version.title,
+                section=str(hit.payload.get("section", "")),
+                text=str(hit.payload.get("text", "")),
+                service_line=version.service_line,
+                audience=version.audience.value,
+                clinical=version.clinical,
+                stale=is_stale,
+                score=hit.score,
+                relevance=relevance,
+                point_id=hit.id,
+            )
+            downrank = is_stale and self.freshness.mode == FreshnessMode.downrank
+            (stale if downrank else fresh).append(passage)
+        return (fresh + stale)[:top_k]

@@ -1,0 +1,391 @@
+"""One small vector-store interface over Qdrant Edge (in-process) and a Qdrant server.
+
+Both keep the same collection schema: a named dense vector `dense` (cosine), a
+named sparse vector `sparse` (IDF modifier, BM25 weights), and payload indexes
+on the fields retrieval filters by.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from governance.errors import IndexUnavailable
+from retrieval.sparse import SparseVec
+
+DENSE = "dense"
+SPARSE = "sparse"
+KEYWORD_FIELDS = ("article_id", "service_line", "audience")
+INTEGER_FIELDS = ("version_id",)
+BOOL_FIELDS = ("clinical",)
+
+Mode = Literal["hybrid", "dense", "sparse"]
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    id: str
+    dense: Sequence[float]
+    sparse: SparseVec
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+    dense: npt.NDArray[np.float32] | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Payload filter: which audiences and service lines a query may see."""
+
+    audiences: tuple[str, ...] = ()
+    service_lines: tuple[str, ...] = ()
+    version_ids: tuple[int, ...] = field(default=())
+
+
+class VectorStore(Protocol):
+    def upsert(self, points: Sequence[PointRecord]) -> None: ...
+
+    def delete_version(self, version_id: int) -> None: ...
+
+    def delete_points(self, ids: Sequence[str]) -> None: ...
+
+    def query(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        scope: Scope,
+        limit: int,
+        mode: Mode = "hybrid",
+        fusion_k: int = 60,
+    ) -> list[Hit]: ...
+
+    def point_versions(self) -> dict[str, int]:
+        """Every point id in the collection with its version id (for `canon doctor`)."""
+        ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _batches(items: Sequence[PointRecord], size: int) -> Iterable[Sequence[PointRecord]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class EdgeStore:
+    """Qdrant Edge shard in a local directory; one process holds it at a time."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        import qdrant_edge as qe
+
+        self._qe = qe
+        self.path = path
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            if (path / "wal").exists() or (path / "segments").exists():
+                self._shard = qe.EdgeShard.load(str(path), config)
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                self._shard = qe.EdgeShard.create(str(path), config)
+        except Exception as exc:
+            message = str(exc)
+            if "WouldBlock" in message or "lock" in message.lower():
+                raise IndexUnavailable(
+                    f"the index at {path} is open in another process (is `canon serve` "
+                    "running?); stop it or publish through the API"
+                ) from exc
+            raise IndexUnavailable(f"cannot open the index at {path}: {message}") from exc
+        self._ensure_payload_indexes()
+
+    def _ensure_payload_indexes(self) -> None:
+        qe = self._qe
+        have = set(self._shard.info().payload_schema)
+        wanted = (
+            [(name, qe.PayloadSchemaType.Keyword) for name in KEYWORD_FIELDS]
+            + [(name, qe.PayloadSchemaType.Integer) for name in INTEGER_FIELDS]
+            + [(name, qe.PayloadSchemaType.Bool) for name in BOOL_FIELDS]
+        )
+        for name, schema in wanted:
+            if name not in have:
+                self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
+
+    def upsert(self, points: Sequence[PointRecord]) -> None:
+        qe = self._qe
+        for batch in _batches(points, 256):
+            self._shard.update(
+                qe.UpdateOperation.upsert_points(
+                    [
+                        qe.Point(
+                            id=p.id,
+                            vector={
+                                DENSE: [float(x) for x in p.dense],
+                                SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values),
+                            },
+                            payload=p.payload,
+                        )
+                        for p in batch
+                    ]
+                )
+            )
+        self._shard.flush()
+
+    def delete_version(self, version_id: int) -> None:
+        qe = self._qe
+        self._shard.update(
+            qe.UpdateOperation.delete_points_by_filter(
+                qe.Filter(must=[qe.FieldCondition(key="version_id", match=qe.MatchValue(version_id))])
+            )
+        )
+        self._shard.flush()
+
+    def delete_points(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._shard.update(self._qe.UpdateOperation.delete_points(list(ids)))
+            self._shard.flush()
+
+    def _filter(self, scope: Scope) -> Any:
+        qe = self._qe
+        must: list[Any] = []
+        if scope.audiences:
+            must.append(qe.FieldCondition(key="audience", match=qe.MatchAny(list(scope.audiences))))
+        if scope.service_lines:
+            must.append(
+                qe.FieldCondition(key="service_line", match=qe.MatchAny(list(scope.service_lines)))
+            )
+        if scope.version_ids:
+            must.append(
+                qe.FieldCondition(key="version_id", match=qe.MatchAny(list(scope.version_ids)))
+            )
+        return qe.Filter(must=must) if must else None
+
+    def query(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        scope: Scope,
+        limit: int,
+        mode: Mode = "hybrid",
+        fusion_k: int = 60,
+    ) -> list[Hit]:
+        qe = self._qe
+        flt = self._filter(scope)
+        dense_q = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
+        sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
+        if mode == "hybrid":
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=limit * 2, query=dense_q, filter=flt),
+                    qe.Prefetch(limit=limit * 2, query=sparse_q, filter=flt),
+                ],
+                query=qe.Fusion.Rrf(k=fusion_k),
+                filter=flt,
+                with_payload=True,
+                with_vector=[DENSE],
+            )
+        else:
+            request = qe.QueryRequest(
+                limit=limit,
+                query=dense_q if mode == "dense" else sparse_q,
+                filter=flt,
+                with_payload=True,
+                with_vector=[DENSE],
+            )
+        return [
+            Hit(
+                id=str(point.id),
+                score=float(point.score),
+                payload=dict(point.payload or {}),
+                dense=_dense_of(point.vector),
+            )
+            for point in self._shard.query(request)
+        ]
+
+    def point_versions(self) -> dict[str, int]:
+        qe = self._qe
+        found: dict[str, int] = {}
+        offset: Any = None
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=1024, with_payload=qe.PayloadSelector.Include(["version_id"])
+                )
+            )
+            for record in records:
+                found[str(record.id)] = int((record.payload or {}).get("version_id", -1))
+            if offset is None:
+                return found
+
+    def count(self) -> int:
+        return int(self._shard.count(self._qe.CountRequest(exact=True)))
+
+    def close(self) -> None:
+        self._shard.flush()
+        self._shard.close()
+
+
+def _dense_of(vector: Any) -> npt.NDArray[np.float32] | None:
+    if isinstance(vector, dict) and DENSE in vector:
+        return np.asarray(vector[DENSE], dtype=np.float32)
+    return None
+
+
+class ServerStore:
+    """A Qdrant server or cluster through qdrant-client (the scale path)."""
+
+    def __init__(
+        self,
+        url: str,
+        dim: int,
+        *,
+        api_key: str | None = None,
+        collection: str = "canon",
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+    ) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._m = models
+        self.collection = collection
+        try:
+            self._client = QdrantClient(url=url, api_key=api_key, timeout=30)
+            exists = self._client.collection_exists(collection)
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot reach Qdrant at {url}: {exc}") from exc
+        if not exists:
+            self._client.create_collection(
+                collection,
+                vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                shard_number=shard_number,
+                replication_factor=replication_factor,
+            )
+            for name in KEYWORD_FIELDS:
+                self._client.create_payload_index(collection, name, models.PayloadSchemaType.KEYWORD)
+            for name in INTEGER_FIELDS:
+                self._client.create_payload_index(collection, name, models.PayloadSchemaType.INTEGER)
+            for name in BOOL_FIELDS:
+                self._client.create_payload_index(collection, name, models.PayloadSchemaType.BOOL)
+
+    def upsert(self, points: Sequence[PointRecord]) -> None:
+        m = self._m
+        for batch in _batches(points, 256):
+            self._client.upsert(
+                self.collection,
+                points=[
+                    m.PointStruct(
+                        id=p.id,
+                        vector={
+                            DENSE: [float(x) for x in p.dense],
+                            SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                        },
+                        payload=p.payload,
+                    )
+                    for p in batch
+                ],
+                wait=True,
+            )
+
+    def delete_version(self, version_id: int) -> None:
+        m = self._m
+        self._client.delete(
+            self.collection,
+            points_selector=m.FilterSelector(
+                filter=m.Filter(
+                    must=[m.FieldCondition(key="version_id", match=m.MatchValue(value=version_id))]
+                )
+            ),
+            wait=True,
+        )
+
+    def delete_points(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._client.delete(
+                self.collection, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
+            )
+
+    def _filter(self, scope: Scope) -> Any:
+        m = self._m
+        must: list[Any] = []
+        if scope.audiences:
+            must.append(m.FieldCondition(key="audience", match=m.MatchAny(any=list(scope.audiences))))
+        if scope.service_lines:
+            must.append(
+                m.FieldCondition(key="service_line", match=m.MatchAny(any=list(scope.service_lines)))
+            )
+        if scope.version_ids:
+            must.append(
+                m.FieldCondition(key="version_id", match=m.MatchAny(any=list(scope.version_ids)))
+            )
+        return m.Filter(must=must) if must else None
+
+    def query(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        scope: Scope,
+        limit: int,
+        mode: Mode = "hybrid",
+        fusion_k: int = 60,
+    ) -> list[Hit]:
+        m = self._m
+        flt = self._filter(scope)
+        dense_list = [float(x) for x in dense]
+        sparse_vec = m.SparseVector(indices=sparse.indices, values=sparse.values)
+        if mode == "hybrid":
+            response = self._client.query_points(
+                self.collection,
+                prefetch=[
+                    m.Prefetch(query=dense_list, using=DENSE, limit=limit * 2, filter=flt),
+                    m.Prefetch(query=sparse_vec, using=SPARSE, limit=limit * 2, filter=flt),
+                ],
+                query=m.RrfQuery(rrf=m.Rrf(k=fusion_k)),
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE],
+            )
+        else:
+            response = self._client.query_points(
+                self.collection,
+                query=dense_list if mode == "dense" else sparse_vec,
+                using=DENSE if mode == "dense" else SPARSE,
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE],
+            )
+        return [
+            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), dense=_dense_of(p.vector))
+            for p in response.points
+        ]
+
+    def point_versions(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        offset: Any = None
+        while True:
+            records, offset = self._client.scroll(
+                self.collection, limit=1024, offset=offset, with_payload=["version_id"]
+            )
+            for record in records:
+                found[str(record.id)] = int((record.payload or {}).get("version_id", -1))
+            if offset is None:
+                return found
+
+    def count(self) -> int:
+        return int(self._client.count(self.collection, exact=True).count)
+
+    def close(self) -> None:
+        self._client.close()
