@@ -61,6 +61,7 @@ class Answer:
 @dataclass(frozen=True)
 class _Candidate:
     text: str
+    passage: Passage
     passage_rank: int
     position: int
     score: float
@@ -92,7 +93,7 @@ class ExtractiveComposer:
                 terms = content_terms(sentence)
                 overlap = len(query & terms) + 0.5 * len(query & heading)
                 score = overlap / (1.0 + 0.02 * len(terms)) - 0.3 * rank - 0.05 * position
-                candidates.append(_Candidate(sentence, rank, position, score))
+                candidates.append(_Candidate(sentence, passage, rank, position, score))
         if not candidates:
             return []
         lead = max(candidates, key=lambda c: c.score)
@@ -115,7 +116,7 @@ class ExtractiveComposer:
             key = " ".join(candidate.text.lower().split())
             if key not in seen:
                 seen.add(key)
-                ordered.append((candidate.text, pool[candidate.passage_rank][1]))
+                ordered.append((candidate.text, candidate.passage))
         return ordered
 
 
