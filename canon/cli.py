@@ -1,4 +1,4 @@
-"""`canon`: one CLI for content owners, integrators and QA. `canon COMMAND --help` documents each."""
+"""`canon`: one CLI for content owners, integrators and QA (`canon COMMAND --help`)."""
 
 import json
 import sys
@@ -21,7 +21,8 @@ from governance.errors import CanonError, InvalidInput, NotFound
 from governance.models import ArticleVersion, Status
 from governance.service import Actor, Role
 from ingest.index import doctor as run_doctor
-from ingest.pipeline import FileResult, Outcome, ingest as run_ingest, iter_files
+from ingest.pipeline import FileResult, iter_files
+from ingest.pipeline import ingest as run_ingest
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 review_app = typer.Typer(no_args_is_help=True, help="Move versions through review.")
@@ -35,7 +36,9 @@ console = Console(stderr=True)
 out = Console()
 T = TypeVar("T")
 
-ActorOpt = Annotated[str, typer.Option("--actor", help="who is acting (recorded in the audit trail)")]
+ActorOpt = Annotated[
+    str, typer.Option("--actor", help="who is acting (recorded in the audit trail)")
+]
 RoleOpt = Annotated[
     list[Role] | None, typer.Option("--role", help="roles the actor holds (repeatable)")
 ]
@@ -94,7 +97,11 @@ def ingest(
             chunks += result.chunks
             elapsed = max(progress.tasks[task].elapsed or 1e-9, 1e-9)
             done = progress.tasks[task].completed + 1
-            progress.update(task, advance=1, rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s")
+            progress.update(
+                task,
+                advance=1,
+                rate=f"{done / elapsed:.1f} files/s {chunks / elapsed:.0f} chunks/s",
+            )
 
         report = run_ingest(
             rt.engine,
@@ -110,7 +117,8 @@ def ingest(
     def render() -> None:
         out.print(
             f"created {summary['created']}, new versions {summary['new_version']}, "
-            f"unchanged {summary['unchanged']}, failed {summary['failed']} ({summary['files']} files)"
+            f"unchanged {summary['unchanged']}, failed {summary['failed']} "
+            f"({summary['files']} files)"
         )
         for failure in report.failed:
             out.print(f"[red]failed[/red] {failure.error}", highlight=False)
@@ -129,17 +137,32 @@ def review_list(
     rt = _runtime()
     with Session(rt.engine) as session:
         versions = service.versions_in(session, status)
-    rows = [
-        {"article_id": v.article_id, "version": v.number, "status": v.status.value, "title": v.title,
-         "author": v.author, "clinical": v.clinical, "audience": v.audience.value, "revision": v.revision}
+    rows: list[dict[str, Any]] = [
+        {
+            "article_id": v.article_id,
+            "version": v.number,
+            "status": v.status.value,
+            "title": v.title,
+            "author": v.author,
+            "clinical": v.clinical,
+            "audience": v.audience.value,
+            "revision": v.revision,
+        }
         for v in versions
     ]
 
     def render() -> None:
         table = Table("article", "v", "status", "title", "author", "clinical", "audience")
         for r in rows:
-            table.add_row(r["article_id"], str(r["version"]), r["status"], r["title"], r["author"],
-                          "yes" if r["clinical"] else "", r["audience"])
+            table.add_row(
+                r["article_id"],
+                str(r["version"]),
+                r["status"],
+                r["title"],
+                r["author"],
+                "yes" if r["clinical"] else "",
+                r["audience"],
+            )
         out.print(table)
 
     _emit(rows, as_json, render)
@@ -171,7 +194,9 @@ def review_submit(
         return
     rt = _runtime()
     with Session(rt.engine, expire_on_commit=False) as session:
-        v = service.submit(session, _id(_pick(session, _need(article_id), version, Status.draft)), who)
+        v = service.submit(
+            session, _id(_pick(session, _need(article_id), version, Status.draft)), who
+        )
         out.print(f"{v.article_id} v{v.number} is {v.status.value}")
 
 
@@ -179,7 +204,9 @@ def review_submit(
 def review_approve(
     article_id: Annotated[str | None, typer.Argument()] = None,
     version: VersionOpt = None,
-    all_pending: Annotated[bool, typer.Option("--all", help="approve everything in review")] = False,
+    all_pending: Annotated[
+        bool, typer.Option("--all", help="approve everything in review")
+    ] = False,
     actor: ActorOpt = "reviewer",
     role: RoleOpt = None,
     comment: Annotated[str | None, typer.Option(help="note for the audit trail")] = None,
@@ -187,7 +214,9 @@ def review_approve(
     """Approve a version in review (not your own; clinical articles need clinical-review)."""
     who = _actor(actor, role, Role.reviewer)
     if all_pending:
-        n = _apply_all(Status.in_review, lambda s, v: service.approve(s, _id(v), who, comment=comment))
+        n = _apply_all(
+            Status.in_review, lambda s, v: service.approve(s, _id(v), who, comment=comment)
+        )
         out.print(f"approved {n} versions")
         return
     rt = _runtime()
@@ -217,7 +246,9 @@ def review_reject(
 def publish(
     article_id: Annotated[str | None, typer.Argument()] = None,
     version: VersionOpt = None,
-    all_approved: Annotated[bool, typer.Option("--all", help="publish every approved version")] = False,
+    all_approved: Annotated[
+        bool, typer.Option("--all", help="publish every approved version")
+    ] = False,
     actor: ActorOpt = "publisher",
     role: RoleOpt = None,
 ) -> None:
@@ -256,17 +287,29 @@ def history(article_id: str, as_json: JsonOpt = False) -> None:
     """Every version of an article and its state."""
     rt = _runtime()
     with Session(rt.engine) as session:
-        rows = [
-            {"version": v.number, "status": v.status.value, "author": v.author, "reviewer": v.reviewer,
-             "comment": v.review_comment, "updated_at": v.updated_at.isoformat(timespec="seconds")}
+        rows: list[dict[str, Any]] = [
+            {
+                "version": v.number,
+                "status": v.status.value,
+                "author": v.author,
+                "reviewer": v.reviewer,
+                "comment": v.review_comment,
+                "updated_at": v.updated_at.isoformat(timespec="seconds"),
+            }
             for v in service.history(session, article_id)
         ]
 
     def render() -> None:
         table = Table("v", "status", "author", "reviewer", "comment", "updated")
         for r in rows:
-            table.add_row(str(r["version"]), r["status"], r["author"], r["reviewer"] or "",
-                          r["comment"] or "", r["updated_at"])
+            table.add_row(
+                str(r["version"]),
+                r["status"],
+                r["author"],
+                r["reviewer"] or "",
+                r["comment"] or "",
+                r["updated_at"],
+            )
         out.print(table)
 
     _emit(rows, as_json, render)
@@ -274,7 +317,9 @@ def history(article_id: str, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def doctor(
-    check_only: Annotated[bool, typer.Option("--check-only", help="report drift, repair nothing")] = False,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="report drift, repair nothing")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare the database with the index and repair drift."""
@@ -342,15 +387,42 @@ def eval_retrieval(
     """Build a scratch index of the sample corpus and report recall@5/10, MRR@10, nDCG@10."""
     from evals.runner import run_retrieval_eval
 
-    results = run_retrieval_eval(dataset, settings=Settings())
+    settings = Settings()
+
+    def scratch(home: Path) -> Runtime:
+        # Retrieval quality is measured with stale content flagged, not withheld: the
+        # freshness policy is a serving rule with tests of its own.
+        isolated = {
+            "home": home,
+            "database_url": None,
+            "qdrant_url": None,
+            "freshness_mode": "flag",
+        }
+        return Runtime(settings.model_copy(update=isolated))
+
+    results = run_retrieval_eval(dataset, scratch)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2))
 
     def render() -> None:
-        table = Table("mode", "questions", "recall@5", "recall@10", "MRR@10", "nDCG@10", title=f"retrieval: {dataset}")
+        table = Table(
+            "mode",
+            "questions",
+            "recall@5",
+            "recall@10",
+            "MRR@10",
+            "nDCG@10",
+            title=f"retrieval: {dataset}",
+        )
         for mode, m in results["modes"].items():
-            table.add_row(mode, str(m["questions"]), f"{m['recall@5']:.3f}", f"{m['recall@10']:.3f}",
-                          f"{m['mrr@10']:.3f}", f"{m['ndcg@10']:.3f}")
+            table.add_row(
+                mode,
+                str(m["questions"]),
+                f"{m['recall@5']:.3f}",
+                f"{m['recall@10']:.3f}",
+                f"{m['mrr@10']:.3f}",
+                f"{m['ndcg@10']:.3f}",
+            )
         out.print(table)
         out.print(f"written to {output}")
 
