@@ -48,7 +48,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @app.exception_handler(CanonError)
     async def canon_error(_request: Request, exc: CanonError) -> JSONResponse:
         status = errors.lookup(errors.HTTP_STATUS, exc, 400)
-        return JSONResponse(status_code=status, content={"error": {"code": exc.code, "message": str(exc)}})
+        return JSONResponse(
+            status_code=status, content={"error": {"code": exc.code, "message": str(exc)}}
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -32,5 +32,5 @@ EXIT_CODE: dict[type[CanonError], int] = {
 def lookup(table: dict[type[CanonError], int], error: CanonError, default: int) -> int:
     for cls in type(error).__mro__:
         if cls in table:
-            return table[cls]  # type: ignore[index]
+            return table[cls]
     return default

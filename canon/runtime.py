@@ -16,8 +16,12 @@ from retrieval.store import EdgeStore, ServerStore, VectorStore
 
 
 class Runtime:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, embedder: Embedder | None = None
+    ) -> None:
         self.settings = settings or Settings()
+        if embedder is not None:  # share one loaded model between runtimes (tests, evals)
+            self.__dict__["embedder"] = embedder
 
     @cached_property
     def engine(self) -> Engine:
@@ -27,7 +31,7 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.embed_model)
+        return Embedder(self.settings.embed_model, cache_size=self.settings.query_cache_size)
 
     @cached_property
     def sparse(self) -> SparseEncoder:
@@ -62,7 +66,9 @@ class Runtime:
             self.embedder,
             self.sparse,
             self.catalog,
-            freshness=FreshnessPolicy(self.settings.freshness_mode, self.settings.freshness_grace_days),
+            freshness=FreshnessPolicy(
+                self.settings.freshness_mode, self.settings.freshness_grace_days
+            ),
         )
 
     @cached_property

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     freshness_mode: FreshnessMode = FreshnessMode.withhold
     freshness_grace_days: int = Field(default=30, ge=0)
     min_relevance: float = Field(default=0.45, ge=-1.0, le=1.0)
+    query_cache_size: int = Field(default=4096, ge=0, description="cached query embeddings")
     chunk_tokens: int = Field(default=200, ge=32, le=512)
     max_file_bytes: int = Field(default=20_000_000, gt=0)
 
