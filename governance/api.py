@@ -59,7 +59,9 @@ def _article_public(session: Session, article: Article) -> ArticlePublic:
         else None
     )
     return ArticlePublic(
-        **article.model_dump(include=set(ArticlePublic.model_fields) - {"review_due", "published_version"}),
+        **article.model_dump(
+            include=set(ArticlePublic.model_fields) - {"review_due", "published_version"}
+        ),
         review_due=article.review_due(),
         published_version=published,
     )

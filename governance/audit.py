@@ -90,5 +90,7 @@ def verify(session: Session) -> ChainReport:
         prev = event.hash
     ledger = session.get(Ledger, 1)
     if ledger is not None and (ledger.audit_seq, ledger.audit_head) != (len(events), prev):
-        return ChainReport(False, len(events), len(events) + 1, "events after this one were deleted")
+        return ChainReport(
+            False, len(events), len(events) + 1, "events after this one were deleted"
+        )
     return ChainReport(True, len(events))

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from governance import models  # noqa: F401  (registers the tables)
+from governance import models
 
 
 def make_engine(url: str) -> Engine:

@@ -54,7 +54,9 @@ class Actor:
 class IndexHook(Protocol):
     """What publishing needs from the index; implemented in `ingest.index`."""
 
-    def add_version(self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]) -> None:
+    def add_version(
+        self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]
+    ) -> None:
         """Write the version's points; they stay invisible until the version is live."""
 
     def remove_version(self, version_id: int) -> None:
@@ -386,7 +388,9 @@ def publish(
     try:
         if article.published_version_id is not None:
             old = get_version(session, article.published_version_id)
-            _move(session, old, Action.supersede, actor.name, reason=f"replaced by v{version.number}")
+            _move(
+                session, old, Action.supersede, actor.name, reason=f"replaced by v{version.number}"
+            )
         _move(session, version, Action.publish, actor.name, expected_revision=expected_revision)
         for field in ArticleMetaBase.model_fields:
             setattr(article, field, getattr(version, field))

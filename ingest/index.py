@@ -25,7 +25,9 @@ class IndexSync:
         self.embedder = embedder
         self.sparse = sparse
 
-    def points(self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]) -> list[PointRecord]:
+    def points(
+        self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]
+    ) -> list[PointRecord]:
         texts = [embed_text(version.title, c.section, c.text) for c in chunks]
         dense = self.embedder.embed(texts)
         return [
@@ -50,7 +52,9 @@ class IndexSync:
             for i, chunk in enumerate(chunks)
         ]
 
-    def add_version(self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]) -> None:
+    def add_version(
+        self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]
+    ) -> None:
         self.store.upsert(self.points(article, version, chunks))
 
     def remove_version(self, version_id: int) -> None:
@@ -61,7 +65,9 @@ class IndexSync:
 class DoctorReport:
     published_versions: int = 0
     points: int = 0
-    reindexed: list[str] = field(default_factory=list)  # "article vN" whose points were missing or wrong
+    reindexed: list[str] = field(
+        default_factory=list
+    )  # "article vN" whose points were missing or wrong
     orphans_removed: int = 0
 
     @property

@@ -13,7 +13,14 @@ from governance.errors import InvalidInput
 from governance.models import ArticleMetaBase, Audience
 from ingest import offline  # noqa: F401  (must run before unstructured partitions anything)
 
-SUPPORTED = {".md": "md", ".markdown": "md", ".txt": "text", ".text": "text", ".html": "html", ".htm": "html"}
+SUPPORTED = {
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "text",
+    ".text": "text",
+    ".html": "html",
+    ".htm": "html",
+}
 SIDECAR_SUFFIX = ".meta.yaml"
 MANIFEST_NAME = "_manifest.yaml"
 META_KEYS = {"id", *ArticleMetaBase.model_fields}
@@ -93,7 +100,7 @@ def _load_yaml(raw: str, path: Path, what: str) -> dict[str, Any]:
 
 
 def folder_metadata(path: Path, root: Path) -> dict[str, Any]:
-    """Defaults for a file: the service line from its first folder, then manifests, then a sidecar."""
+    """Defaults for a file: service line from its folder, then manifests, then a sidecar."""
     merged: dict[str, Any] = {}
     try:
         relative = path.relative_to(root)
@@ -121,7 +128,9 @@ def article_id_for(path: Path, root: Path) -> str:
     return "-".join(relative.with_suffix("").parts).lower().replace(" ", "-")
 
 
-def build_meta(raw: dict[str, Any], path: Path, root: Path, title: str) -> tuple[str, ArticleMetaBase]:
+def build_meta(
+    raw: dict[str, Any], path: Path, root: Path, title: str
+) -> tuple[str, ArticleMetaBase]:
     unknown = sorted(set(raw) - META_KEYS)
     if unknown:
         raise InvalidInput(f"{path}: unknown metadata field(s): {', '.join(unknown)}")
@@ -170,7 +179,10 @@ def _table_lines(element: Any) -> list[str]:
     if len(rows) < 2:
         return [" | ".join(r) for r in rows]
     header, *data = rows
-    return ["; ".join(f"{h}: {v}" if h else v for h, v in zip(header, row, strict=False)) for row in data]
+    return [
+        "; ".join(f"{h}: {v}" if h else v for h, v in zip(header, row, strict=False))
+        for row in data
+    ]
 
 
 def partition(body: str, kind: str) -> list[Block]:
@@ -212,7 +224,9 @@ def parse_file(path: Path, root: Path, *, max_bytes: int) -> ParsedFile:
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         supported = ", ".join(sorted(SUPPORTED))
-        raise InvalidInput(f"{path}: unsupported file type {path.suffix or '(none)'!r} ({supported})")
+        raise InvalidInput(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r} ({supported})"
+        )
     text = read_text(path, max_bytes)
     front, body = split_front_matter(text, path) if kind in ("md", "text") else ({}, text)
     raw = {**folder_metadata(path, root), **front}

@@ -50,7 +50,9 @@ class IngestReport:
 
 def content_hash(parsed: ParsedFile) -> str:
     meta = parsed.meta.model_dump(mode="json")
-    canonical = json.dumps({"id": parsed.article_id, "meta": meta, "body": parsed.body}, sort_keys=True)
+    canonical = json.dumps(
+        {"id": parsed.article_id, "meta": meta, "body": parsed.body}, sort_keys=True
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -62,7 +64,11 @@ def iter_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
                 relative = path.relative_to(given)
                 if any(part.startswith((".", "_")) for part in relative.parts):
                     continue
-                if path.is_file() and not path.name.endswith(SIDECAR_SUFFIX) and path.name != MANIFEST_NAME:
+                if (
+                    path.is_file()
+                    and not path.name.endswith(SIDECAR_SUFFIX)
+                    and path.name != MANIFEST_NAME
+                ):
                     yield path, given
         else:
             yield given, given.parent
@@ -89,7 +95,13 @@ def ingest(
 
 
 def _ingest_one(
-    engine: Engine, path: Path, root: Path, author: str, submit: bool, max_bytes: int, max_tokens: int
+    engine: Engine,
+    path: Path,
+    root: Path,
+    author: str,
+    submit: bool,
+    max_bytes: int,
+    max_tokens: int,
 ) -> FileResult:
     if not path.exists():
         return FileResult(str(path), Outcome.failed, error=f"{path}: no such file or folder")
@@ -116,7 +128,9 @@ def _ingest_one(
         return FileResult(str(path), Outcome.failed, error=str(exc))
     except Exception as exc:  # a parser crash on hostile input must not stop the batch
         detail = str(exc).splitlines()[0][:300] if str(exc) else ""
-        return FileResult(str(path), Outcome.failed, error=f"{path}: {type(exc).__name__}: {detail}")
+        return FileResult(
+            str(path), Outcome.failed, error=f"{path}: {type(exc).__name__}: {detail}"
+        )
     return FileResult(
         str(path),
         Outcome(recorded.kind.value),

@@ -13,7 +13,9 @@ MAX_QUESTION_CHARS = 1000
 
 
 class SearchRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["When is billing open?"])
+    question: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARS, examples=["When is billing open?"]
+    )
     audience: Audience = Audience.patient
     service_lines: list[str] = Field(default_factory=list, max_length=20)
     top_k: int = Field(default=5, ge=1, le=20)
@@ -113,7 +115,9 @@ def answer(body: AnswerRequest, answers: AnswerServiceDep) -> AnswerResponse:
             index[key] = len(citations)
             citations.append(Citation.of(sentence.passage))
         sentences.append(
-            AnswerSentence(text=sentence.text, citation=index[key], support=round(sentence.support, 4))
+            AnswerSentence(
+                text=sentence.text, citation=index[key], support=round(sentence.support, 4)
+            )
         )
     return AnswerResponse(
         answer=result.text,

@@ -32,7 +32,10 @@ class FreshnessPolicy:
         return live.review_due is not None and live.review_due < today
 
     def expired(self, live: LiveVersion, today: date) -> bool:
-        return live.review_due is not None and live.review_due + timedelta(days=self.grace_days) < today
+        return (
+            live.review_due is not None
+            and live.review_due + timedelta(days=self.grace_days) < today
+        )
 
 
 class Catalog:

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense + sparse prefetch, RRF fusion in Qdrant, live-version and freshness checks."""
+"""Hybrid retrieval: dense + sparse prefetch, RRF fusion in Qdrant, live and fresh checks."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass

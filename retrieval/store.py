@@ -23,12 +23,13 @@ INTEGER_FIELDS = ("version_id",)
 BOOL_FIELDS = ("clinical",)
 
 Mode = Literal["hybrid", "dense", "sparse"]
+Dense = Sequence[float] | npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
 class PointRecord:
     id: str
-    dense: Sequence[float]
+    dense: Dense
     sparse: SparseVec
     payload: dict[str, Any]
 
@@ -59,7 +60,7 @@ class VectorStore(Protocol):
 
     def query(
         self,
-        dense: Sequence[float],
+        dense: Dense,
         sparse: SparseVec,
         scope: Scope,
         limit: int,
@@ -145,7 +146,9 @@ class EdgeStore:
         qe = self._qe
         self._shard.update(
             qe.UpdateOperation.delete_points_by_filter(
-                qe.Filter(must=[qe.FieldCondition(key="version_id", match=qe.MatchValue(version_id))])
+                qe.Filter(
+                    must=[qe.FieldCondition(key="version_id", match=qe.MatchValue(version_id))]
+                )
             )
         )
         self._shard.flush()
@@ -172,7 +175,7 @@ class EdgeStore:
 
     def query(
         self,
-        dense: Sequence[float],
+        dense: Dense,
         sparse: SparseVec,
         scope: Scope,
         limit: int,
@@ -220,7 +223,9 @@ class EdgeStore:
         while True:
             records, offset = self._shard.scroll(
                 qe.ScrollRequest(
-                    offset=offset, limit=1024, with_payload=qe.PayloadSelector.Include(["version_id"])
+                    offset=offset,
+                    limit=1024,
+                    with_payload=qe.PayloadSelector.Include(["version_id"]),
                 )
             )
             for record in records:
@@ -267,15 +272,23 @@ class ServerStore:
         if not exists:
             self._client.create_collection(
                 collection,
-                vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                vectors_config={
+                    DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                },
+                sparse_vectors_config={
+                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
                 shard_number=shard_number,
                 replication_factor=replication_factor,
             )
             for name in KEYWORD_FIELDS:
-                self._client.create_payload_index(collection, name, models.PayloadSchemaType.KEYWORD)
+                self._client.create_payload_index(
+                    collection, name, models.PayloadSchemaType.KEYWORD
+                )
             for name in INTEGER_FIELDS:
-                self._client.create_payload_index(collection, name, models.PayloadSchemaType.INTEGER)
+                self._client.create_payload_index(
+                    collection, name, models.PayloadSchemaType.INTEGER
+                )
             for name in BOOL_FIELDS:
                 self._client.create_payload_index(collection, name, models.PayloadSchemaType.BOOL)
 
@@ -289,7 +302,9 @@ class ServerStore:
                         id=p.id,
                         vector={
                             DENSE: [float(x) for x in p.dense],
-                            SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                            SPARSE: m.SparseVector(
+                                indices=p.sparse.indices, values=p.sparse.values
+                            ),
                         },
                         payload=p.payload,
                     )
@@ -320,10 +335,14 @@ class ServerStore:
         m = self._m
         must: list[Any] = []
         if scope.audiences:
-            must.append(m.FieldCondition(key="audience", match=m.MatchAny(any=list(scope.audiences))))
+            must.append(
+                m.FieldCondition(key="audience", match=m.MatchAny(any=list(scope.audiences)))
+            )
         if scope.service_lines:
             must.append(
-                m.FieldCondition(key="service_line", match=m.MatchAny(any=list(scope.service_lines)))
+                m.FieldCondition(
+                    key="service_line", match=m.MatchAny(any=list(scope.service_lines))
+                )
             )
         if scope.version_ids:
             must.append(
@@ -333,7 +352,7 @@ class ServerStore:
 
     def query(
         self,
-        dense: Sequence[float],
+        dense: Dense,
         sparse: SparseVec,
         scope: Scope,
         limit: int,
@@ -368,7 +387,12 @@ class ServerStore:
                 with_vectors=[DENSE],
             )
         return [
-            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}), dense=_dense_of(p.vector))
+            Hit(
+                id=str(p.id),
+                score=float(p.score),
+                payload=dict(p.payload or {}),
+                dense=_dense_of(p.vector),
+            )
             for p in response.points
         ]
 

@@ -8,9 +8,9 @@ _NUMBER = re.compile(r"\d")
 
 STOPWORDS = frozenset(
     """a an and are as at be been but by can could did do does for from had has have how i if in
-    into is it its me my of on or our should so than that the their them then there these they this
-    to us was we were what when where which who why will with would you your yours am any
-    about get go going got just may might much need please tell want""".split()
+    into is it its me my of on or our should so than that the their them then there these they
+    this to us was we were what when where which who why will with would you your yours am any
+    about get go going got just may might much need please tell want""".split()  # noqa: SIM905
 )
 
 

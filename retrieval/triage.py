@@ -7,10 +7,15 @@ _URGENT = [
     (r"chest (pain|pressure|tightness)", "possible cardiac emergency"),
     (r"(can'?t|cannot|trouble|difficulty|hard to|struggling to) breath", "breathing difficulty"),
     (r"short(ness)? of breath", "breathing difficulty"),
-    (r"suicid|kill (myself|me)|end (my|it all)|self[- ]harm|hurt(ing)? myself", "risk of self-harm"),
+    (
+        r"suicid|kill (myself|me)|end (my|it all)|self[- ]harm|hurt(ing)? myself",
+        "risk of self-harm",
+    ),
     (r"overdos", "possible overdose"),
-    (r"(heavy|a lot of|lots of|soaking|won'?t stop) bleed|bleeding (heavily|a lot|won'?t stop)",
-     "heavy bleeding"),
+    (
+        r"(heavy|a lot of|lots of|soaking|won'?t stop) bleed|bleeding (heavily|a lot|won'?t stop)",
+        "heavy bleeding",
+    ),
     (r"pregnan\w*.{0,60}bleed|bleed\w*.{0,60}pregnan", "bleeding in pregnancy"),
     (r"(baby|fetal).{0,30}(not moving|stopped moving|moving less)", "reduced fetal movement"),
     (r"water (broke|has broken|breaking)", "labor may have started"),
@@ -18,11 +23,16 @@ _URGENT = [
     (r"(arm|jaw).{0,20}numb", "possible cardiac emergency"),
     (r"unconscious|passed out|faint(ed|ing)|unresponsive", "loss of consciousness"),
     (r"seizure", "seizure"),
-    (r"(severe|anaphyla|allergic reaction).{0,40}(swell|throat|breath)|throat.{0,20}(swell|clos)",
-     "possible anaphylaxis"),
+    (
+        r"(severe|anaphyla|allergic reaction).{0,40}(swell|throat|breath)"
+        r"|throat.{0,20}(swell|clos)",
+        "possible anaphylaxis",
+    ),
     (r"worst headache", "possible neurological emergency"),
-    (r"high fever.{0,40}(chemo|infusion|baby|newborn)|(chemo|infusion).{0,60}fever",
-     "fever during chemotherapy or in an infant"),
+    (
+        r"high fever.{0,40}(chemo|infusion|baby|newborn)|(chemo|infusion).{0,60}fever",
+        "fever during chemotherapy or in an infant",
+    ),
     (r"poison", "possible poisoning"),
 ]
 
@@ -31,10 +41,14 @@ _CLINICAL = [
     (r"(is it|is this) (normal|serious|safe|dangerous)", "asks for clinical judgment"),
     (r"(what|which) (dose|dosage)|how (much|many) (mg|pills|tablets)", "asks for dosing advice"),
     (r"do i (have|need to see a doctor)|what do i have|diagnos", "asks for a diagnosis"),
-    (r"should i (go to|come to) (the )?(er|emergency|hospital)|should i (come in|be worried)",
-     "asks whether to seek care"),
-    (r"my (test|lab|biopsy|scan|mri|ct) results? (mean|say|show)|what does my .{0,30}result",
-     "asks to interpret results"),
+    (
+        r"should i (go to|come to) (the )?(er|emergency|hospital)|should i (come in|be worried)",
+        "asks whether to seek care",
+    ),
+    (
+        r"my (test|lab|biopsy|scan|mri|ct) results? (mean|say|show)|what does my .{0,30}result",
+        "asks to interpret results",
+    ),
 ]
 
 _URGENT_RE = [(re.compile(p, re.IGNORECASE), reason) for p, reason in _URGENT]
@@ -51,7 +65,9 @@ class Triage:
 def triage(question: str) -> Triage:
     for pattern, reason in _URGENT_RE:
         if pattern.search(question):
-            return Triage(True, f"urgent: {reason}; direct the patient to emergency care or a nurse", True)
+            return Triage(
+                True, f"urgent: {reason}; direct the patient to emergency care or a nurse", True
+            )
     for pattern, reason in _CLINICAL_RE:
         if pattern.search(question):
             return Triage(True, f"clinical: {reason}; a clinician must answer")
