@@ -41,8 +41,13 @@ def test_ingest_reports_counts_and_fails_on_bad_files(home: Path) -> None:
 def test_review_flow_and_audit(home: Path) -> None:
     docs = home / "docs" / "portal"
     docs.mkdir(parents=True)
-    (docs / "a.md").write_text("---\naudience: patient\nowner: Ann\n---\n# Sign up\n\nUse the app.\n")
-    assert runner.invoke(app, ["ingest", str(home / "docs"), "--submit", "--author", "ann"]).exit_code == 0
+    (docs / "a.md").write_text(
+        "---\naudience: patient\nowner: Ann\n---\n# Sign up\n\nUse the app.\n"
+    )
+    assert (
+        runner.invoke(app, ["ingest", str(home / "docs"), "--submit", "--author", "ann"]).exit_code
+        == 0
+    )
     own = runner.invoke(app, ["review", "approve", "portal-a", "--actor", "ann"])
     assert own.exit_code != 0
     ok = runner.invoke(app, ["review", "approve", "portal-a", "--actor", "rob"])

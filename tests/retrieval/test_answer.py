@@ -23,18 +23,24 @@ def passage(text: str, relevance: float, article: str = "a", section: str = "Hou
     )
 
 
-HOURS = "Call 555-0142. Phone hours are Monday to Friday, 8 a.m. to 5 p.m. We are closed on holidays."
+HOURS = (
+    "Call 555-0142. Phone hours are Monday to Friday, 8 a.m. to 5 p.m. We are closed on holidays."
+)
 
 
 def test_picks_answering_sentences_in_passage_order() -> None:
-    chosen = ExtractiveComposer().compose("what are the phone hours", [passage(HOURS, 0.7)], Channel.chat)
+    chosen = ExtractiveComposer().compose(
+        "what are the phone hours", [passage(HOURS, 0.7)], Channel.chat
+    )
     texts = [t for t, _ in chosen]
     assert "Phone hours are Monday to Friday, 8 a.m. to 5 p.m." in texts
     assert texts == sorted(texts, key=HOURS.index)
 
 
 def test_voice_budget_is_shorter_than_chat() -> None:
-    long = " ".join(f"Phone hours rule {i} applies to billing calls on weekdays." for i in range(10))
+    long = " ".join(
+        f"Phone hours rule {i} applies to billing calls on weekdays." for i in range(10)
+    )
     chat = ExtractiveComposer().compose("billing phone hours", [passage(long, 0.7)], Channel.chat)
     voice = ExtractiveComposer().compose("billing phone hours", [passage(long, 0.7)], Channel.voice)
     assert sum(len(t) for t, _ in voice) <= 280
@@ -42,7 +48,11 @@ def test_voice_budget_is_shorter_than_chat() -> None:
 
 
 def test_low_relevance_passages_in_the_top_three_are_skipped() -> None:
-    passages = [passage(HOURS, 0.7), passage("Parking is free.", 0.2, "b"), passage("Fax 555-0199.", 0.69, "c")]
+    passages = [
+        passage(HOURS, 0.7),
+        passage("Parking is free.", 0.2, "b"),
+        passage("Fax 555-0199.", 0.69, "c"),
+    ]
     chosen = ExtractiveComposer().compose("fax number and phone hours", passages, Channel.app)
     assert {p.article_id for _, p in chosen} <= {"a", "c"}
 

@@ -61,7 +61,10 @@ def test_expired_content_is_withheld_from_patients_and_flagged_for_staff(
         today=lambda: date(2026, 11, 22),
     )
     question = "What time is quiet time in the ICU?"
-    assert all(p.article_id != "visitors-icu-rules" for p in withhold.search(question, audience=Audience.patient))
+    assert all(
+        p.article_id != "visitors-icu-rules"
+        for p in withhold.search(question, audience=Audience.patient)
+    )
     staff_view = withhold.search(question, audience=Audience.staff)
     icu = [p for p in staff_view if p.article_id == "visitors-icu-rules"]
     assert icu and all(p.stale for p in icu)
