@@ -25,16 +25,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def build(home: Path) -> int:
+def build(home: Path) -> tuple[int, str]:
+    """Publish the sample corpus; return the point count and an answer-scoped key."""
+    from sqlmodel import Session
+
     from canon.runtime import Runtime
     from canon.settings import Settings
     from evals.runner import publish_sample
+    from governance import keys
 
     rt = Runtime(Settings(home=home))
     publish_sample(rt)
     points = rt.store.count()
+    with Session(rt.engine) as session:
+        _key, secret = keys.create(session, name="bench", scopes=["answer"], created_by="bench")
     rt.close()
-    return points
+    return points, secret
 
 
 def free_port() -> int:
@@ -66,7 +72,7 @@ def main() -> None:
     questions = [(q.question, q.audience.value) for q in load("sample")]
     with tempfile.TemporaryDirectory(prefix="canon-bench-") as tmp:
         home = Path(tmp)
-        points = build(home)
+        points, secret = build(home)
         port = free_port()
         # No query-embedding cache: every request pays for its embedding, as a new question does.
         env = os.environ | {
@@ -82,7 +88,8 @@ def main() -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base, timeout=30) as client:
+            auth = {"Authorization": f"Bearer {secret}"}
+            with httpx.Client(base_url=base, timeout=30, headers=auth) as client:
                 for _ in range(120):
                     try:
                         if client.get("/readyz").status_code == 200:

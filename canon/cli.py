@@ -16,9 +16,10 @@ from sqlmodel import Session
 from canon import errors
 from canon.runtime import Runtime
 from canon.settings import Settings
-from governance import audit, service
+from governance import audit, keys, service
 from governance.errors import CanonError, InvalidInput, NotFound
-from governance.models import ArticleVersion, Status
+from governance.keys import Scope
+from governance.models import ArticleVersion, Audience, Status
 from governance.service import Actor, Role
 from ingest.index import doctor as run_doctor
 from ingest.pipeline import FileResult, iter_files
@@ -31,6 +32,10 @@ eval_app = typer.Typer(no_args_is_help=True, help="Retrieval and answer-quality 
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="API keys: scopes and audience / service-line pins."
+)
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 out = Console()
@@ -427,6 +432,81 @@ def eval_retrieval(
         out.print(f"written to {output}")
 
     _emit(results, as_json, render)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="who or what uses the key (the audit actor)")],
+    scope: Annotated[list[Scope], typer.Option("--scope", help="repeatable")],
+    audience: Annotated[
+        Audience | None, typer.Option(help="pin: a patient key never reads staff content")
+    ] = None,
+    service_line: Annotated[
+        list[str] | None, typer.Option("--service-line", help="pin to service lines (repeatable)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who is creating the key")] = "cli-admin",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a key; its secret is printed once and stored only as a hash."""
+    rt = _runtime()
+    with Session(rt.engine, expire_on_commit=False) as session:
+        key, secret = keys.create(
+            session,
+            name=name,
+            scopes=[s.value for s in scope],
+            created_by=by,
+            audience=audience,
+            service_lines=service_line or [],
+        )
+    _emit(
+        {"prefix": key.prefix, "key": secret, "scopes": key.scopes},
+        as_json,
+        lambda: out.print(f"{secret}\n(prefix {key.prefix}; shown once, stored only as a hash)"),
+    )
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    """Keys with their scopes and pins (never their secrets)."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "prefix": k.prefix,
+                "name": k.name,
+                "scopes": k.scopes,
+                "audience": k.audience_pin.value if k.audience_pin else None,
+                "service_lines": k.service_lines_pin,
+                "revoked": k.revoked_at is not None,
+            }
+            for k in keys.listing(session)
+        ]
+
+    def render() -> None:
+        table = Table("prefix", "name", "scopes", "audience", "service lines", "revoked")
+        for r in rows:
+            table.add_row(
+                r["prefix"],
+                r["name"],
+                r["scopes"],
+                r["audience"] or "",
+                r["service_lines"] or "",
+                "yes" if r["revoked"] else "",
+            )
+        out.print(table)
+
+    _emit(rows, as_json, render)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: str, by: Annotated[str, typer.Option(help="who is revoking")] = "cli-admin"
+) -> None:
+    """Revoke a key at once."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        keys.revoke(session, prefix, by=by)
+    out.print(f"revoked {prefix}")
 
 
 def _id(version: ArticleVersion) -> int:

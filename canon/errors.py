@@ -8,9 +8,11 @@ from governance.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    Unauthenticated,
 )
 
 HTTP_STATUS: dict[type[CanonError], int] = {
+    Unauthenticated: 401,
     InvalidInput: 422,
     NotFound: 404,
     PermissionDenied: 403,
@@ -20,6 +22,7 @@ HTTP_STATUS: dict[type[CanonError], int] = {
 }
 
 EXIT_CODE: dict[type[CanonError], int] = {
+    Unauthenticated: 4,
     InvalidInput: 2,
     NotFound: 3,
     PermissionDenied: 4,

@@ -8,6 +8,7 @@ from governance.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    Unauthenticated,
 )
 from governance.models import Article, ArticleVersion, Audience, Chunk, Status
 
@@ -24,4 +25,5 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "Status",
+    "Unauthenticated",
 ]

@@ -5,11 +5,13 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from governance import audit, service
+from governance import audit, keys, service
+from governance.keys import Principal, Scope
 from governance.models import Article, ArticleVersion, Audience, Status
 
 
@@ -20,6 +22,19 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: canon_<prefix>_<secret>")
+
+
+def get_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return keys.authenticate(session, credentials.credentials if credentials else None)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+CONTENT_SCOPES = (Scope.author, Scope.review, Scope.clinical_review, Scope.admin)
 
 router = APIRouter(prefix="/v1", tags=["governance"])
 
@@ -68,7 +83,10 @@ def _article_public(session: Session, article: Article) -> ArticlePublic:
 
 
 @router.get("/articles", response_model=list[ArticlePublic])
-def list_articles(session: SessionDep, service_line: str | None = None) -> list[ArticlePublic]:
+def list_articles(
+    session: SessionDep, who: PrincipalDep, service_line: str | None = None
+) -> list[ArticlePublic]:
+    who.require(*CONTENT_SCOPES)
     query = select(Article).order_by(col(Article.id))
     if service_line:
         query = query.where(Article.service_line == service_line)
@@ -76,12 +94,16 @@ def list_articles(session: SessionDep, service_line: str | None = None) -> list[
 
 
 @router.get("/articles/{article_id}", response_model=ArticlePublic)
-def get_article(article_id: str, session: SessionDep) -> ArticlePublic:
+def get_article(article_id: str, session: SessionDep, who: PrincipalDep) -> ArticlePublic:
+    who.require(*CONTENT_SCOPES)
     return _article_public(session, service.get_article(session, article_id))
 
 
 @router.get("/articles/{article_id}/history", response_model=list[VersionPublic])
-def article_history(article_id: str, session: SessionDep) -> list[ArticleVersion]:
+def article_history(
+    article_id: str, session: SessionDep, who: PrincipalDep
+) -> list[ArticleVersion]:
+    who.require(*CONTENT_SCOPES)
     return service.history(session, article_id)
 
 
@@ -93,6 +115,7 @@ class ChainStatus(BaseModel):
 
 
 @router.get("/audit/verify", response_model=ChainStatus)
-def audit_verify(session: SessionDep) -> ChainStatus:
+def audit_verify(session: SessionDep, who: PrincipalDep) -> ChainStatus:
+    who.require(Scope.admin)
     report = audit.verify(session)
     return ChainStatus(**report.__dict__)

@@ -39,3 +39,9 @@ class IndexUnavailable(CanonError):
     """The vector index cannot be opened or reached."""
 
     code = "index_unavailable"
+
+
+class Unauthenticated(CanonError):
+    """No key, an unknown key or a revoked key."""
+
+    code = "unauthenticated"

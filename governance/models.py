@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -62,6 +62,9 @@ class ArticleVersion(ArticleMetaBase, table=True):
     status: Status = Field(default=Status.draft, index=True)
     revision: int = 1
     content_hash: str = Field(max_length=64)
+    # Hash of the raw file bytes, its path and its sidecar/manifests: an unchanged
+    # re-ingest is recognised before anything is parsed.
+    source_hash: str = Field(default="", max_length=64, index=True)
     body: str = Field(sa_column=Column(Text, nullable=False))
     source_path: str = ""
     author: str
@@ -82,6 +85,14 @@ class Chunk(SQLModel, table=True):
     token_count: int
     content_hash: str = Field(max_length=64)
     point_id: str = Field(max_length=36, index=True)
+
+
+class EmbeddingCache(SQLModel, table=True):
+    """A passage's dense vector, keyed by the hash of the exact text the model read."""
+
+    text_hash: str = Field(primary_key=True, max_length=64)
+    model: str = Field(primary_key=True, max_length=200)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -112,6 +123,66 @@ class Ledger(SQLModel, table=True):
     audit_seq: int = 0
     audit_head: str = "0" * 64
     epoch: int = 0
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only its SHA-256 is stored; the secret is shown once at creation."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(unique=True, max_length=16)
+    secret_hash: str = Field(max_length=64)
+    name: str = Field(description="the actor this key acts as, recorded in the audit trail")
+    scopes: str = Field(description="comma-separated scopes")
+    audience_pin: Audience | None = None
+    service_lines_pin: str | None = Field(default=None, description="comma-separated")
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class AnswerLog(SQLModel, table=True):
+    """One served answer: the de-identified question and exactly what it cited."""
+
+    id: str = Field(primary_key=True, max_length=36)
+    at: datetime = Field(default_factory=utcnow)
+    key_name: str | None = None
+    channel: str
+    audience: Audience
+    question_deid: str = Field(sa_column=Column(Text, nullable=False))
+    answer: str = Field(sa_column=Column(Text, nullable=False))
+    abstained: bool
+    abstain_reason: str | None = None
+    escalate: bool = False
+    grounded: bool = False
+    support: float = 0.0
+
+
+class AnswerCitation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: str = Field(foreign_key="answerlog.id", index=True, max_length=36)
+    ordinal: int
+    article_id: str = Field(index=True, max_length=200)
+    version_id: int = Field(foreign_key="articleversion.id", index=True)
+    version: int
+    section: str
+
+
+class Rating(StrEnum):
+    helpful = "helpful"
+    wrong = "wrong"
+    outdated = "outdated"
+    unclear = "unclear"
+
+
+class Feedback(SQLModel, table=True):
+    """A judgment on an answer, tied to the versions that answer cited."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: str = Field(foreign_key="answerlog.id", index=True, max_length=36)
+    rating: Rating
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    by: str
+    at: datetime = Field(default_factory=utcnow)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from governance.api import PrincipalDep
+from governance.keys import Scope
 from governance.models import Audience
 from retrieval.answer import AbstainReason, AnswerService, Channel
 from retrieval.hybrid import Passage
@@ -88,21 +90,26 @@ router = APIRouter(prefix="/v1", tags=["answers"])
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(body: SearchRequest, answers: AnswerServiceDep) -> SearchResponse:
+def search(body: SearchRequest, answers: AnswerServiceDep, who: PrincipalDep) -> SearchResponse:
     """Ranked passages from published content the audience may see."""
+    who.require(Scope.answer)
     passages = answers.retriever.search(
-        body.question, audience=body.audience, service_lines=body.service_lines, top_k=body.top_k
+        body.question,
+        audience=who.audience(body.audience),
+        service_lines=who.service_lines(body.service_lines),
+        top_k=body.top_k,
     )
     return SearchResponse(passages=[Citation.of(p) for p in passages])
 
 
 @router.post("/answer", response_model=AnswerResponse)
-def answer(body: AnswerRequest, answers: AnswerServiceDep) -> AnswerResponse:
+def answer(body: AnswerRequest, answers: AnswerServiceDep, who: PrincipalDep) -> AnswerResponse:
     """A grounded answer with a citation on every sentence, or an abstention with a reason."""
+    who.require(Scope.answer)
     result = answers.answer(
         body.question,
-        audience=body.audience,
-        service_lines=body.service_lines,
+        audience=who.audience(body.audience),
+        service_lines=who.service_lines(body.service_lines),
         channel=body.channel,
         top_k=body.top_k,
     )

@@ -23,13 +23,18 @@ $canon ingest corpus/_revisions --submit --author "$DEMO_AUTHOR"
 $canon review approve --all --actor "$DEMO_REVIEWER" --role review --role clinical-review
 $canon publish --all --actor "$DEMO_REVIEWER"
 $canon audit verify
+KEY=$($canon keys create demo-patient-channel --scope answer --audience patient --json \
+  | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 
 cat <<MSG
 
 == Canon is starting on http://127.0.0.1:$PORT (OpenAPI docs at /docs). Try:
 
 curl -s http://127.0.0.1:$PORT/v1/answer -H 'content-type: application/json' \\
+  -H "Authorization: Bearer $KEY" \\
   -d '{"question": "Is the billing office open on Saturday?", "audience": "patient", "channel": "chat"}'
+
+(That key is pinned to the patient audience; make others with: .venv/bin/canon keys create --help)
 
 MSG
 exec $canon serve --host 127.0.0.1 --port "$PORT"

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from canon.app import create_app
 from canon.runtime import Runtime
-from governance import service
+from governance import keys, service
 from governance.models import Status
 from governance.service import Actor, Role
 from ingest.bootstrap import publish_paths
@@ -35,7 +35,9 @@ def small_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as c:
+    with Session(runtime.engine) as s:
+        _key, secret = keys.create(s, name="e2e-agent", scopes=["answer"], created_by="e2e")
+    with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {secret}"}) as c:
         yield c
 
 
