@@ -16,7 +16,7 @@ from governance.models import ApiKey, Audience
 
 def test_only_a_hash_is_stored_and_the_key_authenticates(engine: Engine) -> None:
     with Session(engine) as s:
-        key, secret = keys.create(s, name="chat-bot", scopes=["answer"], created_by="ada")
+        _key, secret = keys.create(s, name="chat-bot", scopes=["answer"], created_by="ada")
         stored = s.exec(select(ApiKey)).one()
         assert secret.split("_", 2)[2] not in (stored.secret_hash, stored.prefix, stored.name)
         who = keys.authenticate(s, secret)
