@@ -8,6 +8,7 @@ from governance.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    PreconditionRequired,
     Unauthenticated,
 )
 
@@ -18,6 +19,7 @@ HTTP_STATUS: dict[type[CanonError], int] = {
     PermissionDenied: 403,
     IllegalTransition: 409,
     Conflict: 409,
+    PreconditionRequired: 428,
     IndexUnavailable: 503,
 }
 
@@ -28,6 +30,7 @@ EXIT_CODE: dict[type[CanonError], int] = {
     PermissionDenied: 4,
     IllegalTransition: 5,
     Conflict: 5,
+    PreconditionRequired: 2,
     IndexUnavailable: 6,
 }
 

@@ -1,18 +1,36 @@
-"""Read side of the owner API: articles, their history, and the audit chain check."""
+"""The owner API: articles, lifecycle moves, diff, review queue, freshness, feedback, audit.
+
+Every move goes through `governance.service`, which checks roles and separation of
+duties; this module only authenticates, translates `If-Match` into an expected
+revision, and shapes responses. Publishing writes the index through the hook the
+application puts on `app.state.index`, so governance never imports ingest.
+"""
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from dataclasses import asdict
+from datetime import UTC, date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from governance import audit, keys, service
+from governance import audit, diff, freshness, keys, queue, service
+from governance.errors import InvalidInput, PreconditionRequired
+from governance.freshness import Freshness, FreshnessMode, FreshnessPolicy
 from governance.keys import Principal, Scope
-from governance.models import Article, ArticleVersion, Audience, Status
+from governance.models import (
+    ApiKey,
+    Article,
+    ArticleVersion,
+    Audience,
+    AuditEvent,
+    Rating,
+    Status,
+)
+from governance.service import IndexHook, Role
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -119,3 +137,450 @@ def audit_verify(session: SessionDep, who: PrincipalDep) -> ChainStatus:
     who.require(Scope.admin)
     report = audit.verify(session)
     return ChainStatus(**report.__dict__)
+
+
+# --- writes and owner views ------------------------------------------------
+
+
+def get_index(request: Request) -> IndexHook:
+    index: IndexHook = request.app.state.index
+    return index
+
+
+def get_policy(request: Request) -> FreshnessPolicy:
+    policy: FreshnessPolicy = getattr(request.app.state, "freshness", FreshnessPolicy())
+    return policy
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+IndexDep = Annotated[IndexHook, Depends(get_index)]
+PolicyDep = Annotated[FreshnessPolicy, Depends(get_policy)]
+IfMatch = Annotated[
+    str | None,
+    Header(description='the revision you saw, from the ETag of GET .../versions/{n}, e.g. "3"'),
+]
+
+
+def expected_revision(if_match: str | None, *, required: bool) -> int | None:
+    """`If-Match: "3"` (or W/"3", or 3) -> 3."""
+    if if_match is None or not if_match.strip():
+        if required:
+            raise PreconditionRequired(
+                'If-Match is required: send the revision you reviewed (ETag), e.g. If-Match: "3"'
+            )
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise InvalidInput(f"If-Match: expected a revision number, got {if_match!r}")
+    return int(value)
+
+
+def etag(version: ArticleVersion) -> str:
+    return f'"{version.revision}"'
+
+
+class VersionDetail(VersionPublic):
+    body: str
+    owner: str
+    review_every_days: int
+    last_reviewed: date | None
+
+
+def _version(session: Session, article_id: str, number: int) -> ArticleVersion:
+    return service.find_version(session, article_id, number)
+
+
+def _moved(response: Response, version: ArticleVersion) -> ArticleVersion:
+    response.headers["ETag"] = etag(version)
+    return version
+
+
+@router.get("/articles/{article_id}/versions/{number}", response_model=VersionDetail)
+def get_version(
+    article_id: str, number: int, session: SessionDep, who: PrincipalDep, response: Response
+) -> ArticleVersion:
+    """One version with its body; the ETag is its revision, for If-Match on the next move."""
+    who.require(*CONTENT_SCOPES)
+    return _moved(response, _version(session, article_id, number))
+
+
+class ReviewBody(BaseModel):
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class RejectBody(BaseModel):
+    comment: str = Field(min_length=1, max_length=4000, description="what the author must change")
+
+
+class ReasonBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ReverifyBody(BaseModel):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+@router.post("/articles/{article_id}/versions/{number}/submit", response_model=VersionPublic)
+def submit_version(
+    article_id: str,
+    number: int,
+    session: SessionDep,
+    who: PrincipalDep,
+    response: Response,
+) -> ArticleVersion:
+    """Send a draft to review (author or admin)."""
+    version = _version(session, article_id, number)
+    assert version.id is not None
+    return _moved(response, service.submit(session, version.id, who.actor()))
+
+
+@router.post("/articles/{article_id}/versions/{number}/approve", response_model=VersionPublic)
+def approve_version(
+    article_id: str,
+    number: int,
+    session: SessionDep,
+    who: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+    body: ReviewBody | None = None,
+) -> ArticleVersion:
+    """Approve a version in review: not your own; clinical articles need clinical-review.
+
+    `If-Match` is required; a stale revision is 409."""
+    version = _version(session, article_id, number)
+    assert version.id is not None
+    approved = service.approve(
+        session,
+        version.id,
+        who.actor(),
+        expected_revision=expected_revision(if_match, required=True),
+        comment=body.comment if body else None,
+    )
+    return _moved(response, approved)
+
+
+@router.post("/articles/{article_id}/versions/{number}/reject", response_model=VersionPublic)
+def reject_version(
+    article_id: str,
+    number: int,
+    body: RejectBody,
+    session: SessionDep,
+    who: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ArticleVersion:
+    """Send a version in review back to its author with a comment."""
+    version = _version(session, article_id, number)
+    assert version.id is not None
+    rejected = service.reject(
+        session,
+        version.id,
+        who.actor(),
+        body.comment,
+        expected_revision=expected_revision(if_match, required=True),
+    )
+    return _moved(response, rejected)
+
+
+@router.post("/articles/{article_id}/versions/{number}/publish", response_model=VersionPublic)
+def publish_version(
+    article_id: str,
+    number: int,
+    session: SessionDep,
+    who: PrincipalDep,
+    index: IndexDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ArticleVersion:
+    """Publish an approved version (`If-Match` required; a stale revision is 409)."""
+    version = _version(session, article_id, number)
+    assert version.id is not None
+    published = service.publish(
+        session,
+        version.id,
+        who.actor(),
+        index,
+        expected_revision=expected_revision(if_match, required=True),
+    )
+    return _moved(response, published)
+
+
+@router.post("/articles/{article_id}/retire", response_model=VersionPublic)
+def retire_article(
+    article_id: str, body: ReasonBody, session: SessionDep, who: PrincipalDep, index: IndexDep
+) -> ArticleVersion:
+    """Withdraw the published version from every reader (admin); history stays."""
+    return service.retire(session, article_id, who.actor(), body.reason, index)
+
+
+@router.post("/articles/{article_id}/reverify", response_model=ArticlePublic)
+def reverify_article(
+    article_id: str,
+    session: SessionDep,
+    who: PrincipalDep,
+    body: ReverifyBody | None = None,
+) -> ArticlePublic:
+    """Confirm unchanged content is still right: the review clock restarts, no new version."""
+    article = freshness.reverify(
+        session, article_id, who.actor(), today(), note=body.note if body else None
+    )
+    return _article_public(session, article)
+
+
+class FieldChangePublic(BaseModel):
+    name: str
+    old: str
+    new: str
+
+
+class DiffLinePublic(BaseModel):
+    kind: str
+    text: str
+    old_line: int | None
+    new_line: int | None
+
+
+class DiffPublic(BaseModel):
+    article_id: str
+    from_version: int
+    to_version: int
+    added: int
+    removed: int
+    fields: list[FieldChangePublic]
+    lines: list[DiffLinePublic]
+    unified: str
+
+
+def diff_public(d: diff.VersionDiff) -> DiffPublic:
+    return DiffPublic(
+        article_id=d.article_id,
+        from_version=d.from_version,
+        to_version=d.to_version,
+        added=d.added,
+        removed=d.removed,
+        fields=[FieldChangePublic(**asdict(f)) for f in d.fields],
+        lines=[DiffLinePublic(**asdict(line)) for line in d.lines],
+        unified=d.unified,
+    )
+
+
+@router.get("/articles/{article_id}/diff", response_model=DiffPublic)
+def article_diff(
+    article_id: str,
+    session: SessionDep,
+    who: PrincipalDep,
+    from_: Annotated[
+        int | None, Query(alias="from", description="default: the published version")
+    ] = None,
+    to: Annotated[int | None, Query(description="default: the newest version")] = None,
+) -> DiffPublic:
+    """Metadata changes and a line diff of the body between two versions."""
+    who.require(*CONTENT_SCOPES)
+    return diff_public(diff.versions(session, article_id, from_, to))
+
+
+class QueueItemPublic(BaseModel):
+    article_id: str
+    title: str
+    owner: str
+    service_line: str
+    clinical: bool
+    audience: str
+    published_version: int | None
+    freshness: Freshness
+    review_due: date | None
+    pending_version: int | None
+    pending_status: Status | None
+    pending_revision: int | None
+    pending_author: str | None
+    feedback: dict[str, int]
+    problems: int
+    reasons: list[str]
+
+
+@router.get("/review-queue", response_model=list[QueueItemPublic])
+def review_queue(
+    session: SessionDep,
+    who: PrincipalDep,
+    policy: PolicyDep,
+    owner: str | None = None,
+    service_line: str | None = None,
+) -> list[QueueItemPublic]:
+    """Articles that need their owner: pending versions, stale content, reader problem reports."""
+    who.require(*CONTENT_SCOPES)
+    return [
+        QueueItemPublic(**asdict(item), problems=item.problems, reasons=item.reasons)
+        for item in queue.review_queue(
+            session, policy, today(), owner=owner, service_line=service_line
+        )
+    ]
+
+
+class DueItemPublic(BaseModel):
+    article_id: str
+    title: str
+    owner: str
+    service_line: str
+    audience: str
+    clinical: bool
+    version: int
+    last_reviewed: date | None
+    review_every_days: int
+    review_due: date | None
+    days_overdue: int | None
+    state: Freshness
+    withheld_from_patients: bool
+
+
+class FreshnessPublic(BaseModel):
+    mode: FreshnessMode
+    grace_days: int
+    today: date
+    items: list[DueItemPublic]
+    by_owner: dict[str, int]
+    by_service_line: dict[str, int]
+
+
+@router.get("/freshness", response_model=FreshnessPublic)
+def freshness_report(
+    session: SessionDep,
+    who: PrincipalDep,
+    policy: PolicyDep,
+    owner: str | None = None,
+    service_line: str | None = None,
+    within_days: Annotated[int, Query(ge=0, le=3650, description="due within this many days")] = 30,
+    include_fresh: bool = False,
+) -> FreshnessPublic:
+    """Published content that is due, stale or expired, with counts by owner and service line."""
+    who.require(*CONTENT_SCOPES)
+    now = today()
+    items = freshness.report(
+        session,
+        policy,
+        now,
+        soon_days=within_days,
+        include_fresh=include_fresh,
+        owner=owner,
+        service_line=service_line,
+    )
+    return FreshnessPublic(
+        mode=policy.mode,
+        grace_days=policy.grace_days,
+        today=now,
+        items=[DueItemPublic(**asdict(i)) for i in items],
+        by_owner={k: len(v) for k, v in freshness.grouped(items, "owner").items()},
+        by_service_line={k: len(v) for k, v in freshness.grouped(items, "service_line").items()},
+    )
+
+
+class FeedbackItemPublic(BaseModel):
+    id: int
+    at: datetime
+    rating: Rating
+    comment: str | None
+    by: str
+    article_id: str
+    version: int
+    question: str
+    answer: str
+
+
+@router.get("/feedback", response_model=list[FeedbackItemPublic])
+def list_feedback(
+    session: SessionDep,
+    who: PrincipalDep,
+    article_id: str | None = None,
+    owner: str | None = None,
+    rating: Annotated[list[Rating] | None, Query()] = None,
+) -> list[FeedbackItemPublic]:
+    """Reader feedback on answers, by the article versions those answers cited."""
+    who.require(*CONTENT_SCOPES)
+    return [
+        FeedbackItemPublic(**asdict(item))
+        for item in queue.feedback_list(
+            session, article_id=article_id, owner=owner, ratings=tuple(rating or Rating)
+        )
+    ]
+
+
+class AuditEventPublic(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    article_id: str | None
+    version_id: int | None
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    hash: str
+
+
+@router.get("/audit", response_model=list[AuditEventPublic])
+def audit_events(
+    session: SessionDep,
+    who: PrincipalDep,
+    article_id: str | None = None,
+    after: Annotated[int, Query(ge=0, description="events after this sequence number")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditEvent]:
+    """The audit trail in order (admins; content roles see events of a named article)."""
+    if article_id is None:
+        who.require(Scope.admin)
+    else:
+        who.require(*CONTENT_SCOPES)
+    return audit.events(session, article_id=article_id, after=after, limit=limit)
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+    audience: Audience | None = None
+    service_lines: list[str] = Field(default_factory=list)
+
+
+class KeyPublic(BaseModel):
+    prefix: str
+    name: str
+    scopes: str
+    audience_pin: Audience | None
+    service_lines_pin: str | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=201)
+def create_key(body: KeyCreate, session: SessionDep, who: PrincipalDep) -> KeyCreated:
+    """Create an API key (admin). The secret is in this response only."""
+    who.actor().require(Role.admin)
+    key, secret = keys.create(
+        session,
+        name=body.name,
+        scopes=[s.value for s in body.scopes],
+        created_by=who.name,
+        audience=body.audience,
+        service_lines=body.service_lines,
+    )
+    return KeyCreated(**key.model_dump(), key=secret)
+
+
+@router.get("/keys", response_model=list[KeyPublic])
+def list_keys(session: SessionDep, who: PrincipalDep) -> list[ApiKey]:
+    """Every key with scopes and pins, never a secret (admin)."""
+    who.actor().require(Role.admin)
+    return keys.listing(session)
+
+
+@router.delete("/keys/{prefix}", response_model=KeyPublic)
+def revoke_key(prefix: str, session: SessionDep, who: PrincipalDep) -> ApiKey:
+    """Revoke a key at once (admin)."""
+    who.actor().require(Role.admin)
+    return keys.revoke(session, prefix, by=who.name)

@@ -94,3 +94,13 @@ def verify(session: Session) -> ChainReport:
             False, len(events), len(events) + 1, "events after this one were deleted"
         )
     return ChainReport(True, len(events))
+
+
+def events(
+    session: Session, *, article_id: str | None = None, after: int = 0, limit: int = 100
+) -> list[AuditEvent]:
+    """Events in chain order, optionally for one article."""
+    query = select(AuditEvent).where(col(AuditEvent.seq) > after)
+    if article_id is not None:
+        query = query.where(AuditEvent.article_id == article_id)
+    return list(session.exec(query.order_by(col(AuditEvent.seq)).limit(limit)).all())

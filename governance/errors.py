@@ -45,3 +45,9 @@ class Unauthenticated(CanonError):
     """No key, an unknown key or a revoked key."""
 
     code = "unauthenticated"
+
+
+class PreconditionRequired(CanonError):
+    """A write that must name the revision it acts on (If-Match) did not."""
+
+    code = "precondition_required"

@@ -6,36 +6,15 @@ view, which reloads only when the ledger epoch moves (one tiny query a request).
 """
 
 import threading
-from dataclasses import dataclass
-from datetime import date, timedelta
-from enum import StrEnum
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from governance import service
+from governance.freshness import FreshnessMode, FreshnessPolicy
 from governance.models import LiveVersion
 
-
-class FreshnessMode(StrEnum):
-    flag = "flag"  # served, marked stale
-    downrank = "downrank"  # served after fresh content
-    withhold = "withhold"  # expired content withheld from patients; staff see it flagged
-
-
-@dataclass(frozen=True)
-class FreshnessPolicy:
-    mode: FreshnessMode = FreshnessMode.withhold
-    grace_days: int = 30
-
-    def stale(self, live: LiveVersion, today: date) -> bool:
-        return live.review_due is not None and live.review_due < today
-
-    def expired(self, live: LiveVersion, today: date) -> bool:
-        return (
-            live.review_due is not None
-            and live.review_due + timedelta(days=self.grace_days) < today
-        )
+__all__ = ["Catalog", "FreshnessMode", "FreshnessPolicy"]
 
 
 class Catalog:
