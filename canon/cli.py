@@ -381,57 +381,229 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
-@eval_app.command("retrieval")
-def eval_retrieval(
-    dataset: Annotated[str, typer.Option(help="golden set name under evals/datasets")] = "sample",
-    output: Annotated[Path, typer.Option(help="where to write the JSON results")] = Path(
-        "evals/results/retrieval.json"
-    ),
-    as_json: JsonOpt = False,
+EvalDataset = Annotated[
+    str, typer.Option(help="'sample', 'medquad', or a golden set under evals/datasets")
+]
+EvalSplit = Annotated[str | None, typer.Option(help="dev or test (MedQuAD)")]
+EvalBaseline = Annotated[
+    Path | None, typer.Option(help="an earlier run's JSON: show deltas, fail on regressions")
+]
+EvalOut = Annotated[Path, typer.Option(help="folder for the JSON and HTML results")]
+EvalHome = Annotated[
+    Path, typer.Option(help="MedQuAD: persistent index home, built once and reused")
+]
+EvalLimit = Annotated[int | None, typer.Option(help="MedQuAD: first N documents (a subset)")]
+EvalQuestions = Annotated[
+    int | None, typer.Option(help="MedQuAD: questions per split (deterministic sample)")
+]
+EvalFusion = Annotated[int | None, typer.Option(help="RRF k for the hybrid configuration")]
+EvalMinRel = Annotated[float | None, typer.Option(help="abstention threshold override")]
+EvalSweep = Annotated[
+    bool, typer.Option(help="MedQuAD dev only: sweep fusion k / abstention thresholds")
+]
+EvalNaive = Annotated[bool, typer.Option(help="MedQuAD: include the naive LlamaIndex baseline")]
+
+
+def _eval_settings(home: Path) -> Settings:
+    # Quality is measured with stale content flagged, not withheld: the freshness
+    # policy is a serving rule with tests of its own. Never the configured database.
+    isolated = {"home": home, "database_url": None, "qdrant_url": None, "freshness_mode": "flag"}
+    return Settings().model_copy(update=isolated)
+
+
+def _run_eval(
+    suite: str,
+    dataset: str,
+    split: str | None,
+    baseline: Path | None,
+    output_dir: Path,
+    home: Path,
+    limit: int | None,
+    questions: int | None,
+    fusion_k: int | None,
+    min_relevance: float | None,
+    sweep: bool,
+    naive: bool,
+    as_json: bool,
 ) -> None:
-    """Build a scratch index of the sample corpus and report recall@5/10, MRR@10, nDCG@10."""
-    from evals.runner import run_retrieval_eval
+    from evals import gates, report
 
-    settings = Settings()
+    def scratch(path: Path) -> Runtime:
+        rt = Runtime(_eval_settings(path))
+        if fusion_k is not None:
+            rt.retriever.fusion_k = fusion_k
+        if min_relevance is not None:
+            rt.answers.min_relevance = min_relevance
+        return rt
 
-    def scratch(home: Path) -> Runtime:
-        # Retrieval quality is measured with stale content flagged, not withheld: the
-        # freshness policy is a serving rule with tests of its own.
-        isolated = {
-            "home": home,
-            "database_url": None,
-            "qdrant_url": None,
-            "freshness_mode": "flag",
-        }
-        return Runtime(settings.model_copy(update=isolated))
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    ) as progress:
+        tasks: dict[str, Any] = {}
 
-    results = run_retrieval_eval(dataset, scratch)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2))
+        def tick(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        if dataset == "medquad":
+            results = _run_medquad(
+                suite, split or "dev", scratch, home, limit, questions, sweep, naive, tick
+            )
+        else:
+            if split is not None or sweep:
+                raise InvalidInput("--split and --sweep apply to --dataset medquad only")
+            from evals.runner import run_sample
+
+            results = run_sample(suite, dataset, scratch, report=tick)
+    violations = gates.check(results)
+    comparison = gates.compare(results, json.loads(baseline.read_text("utf-8"))) if baseline else []
+    regressed = [row for row in comparison if row["regressed"]]
+    results["gates"] = [str(v) for v in violations]
+    results["regressions"] = regressed
+    stem = "-".join(p for p in (suite, Path(dataset).stem, split) if p)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = output_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    html_path = report.write_html(
+        results, output_dir / f"{stem}.html", violations=violations, comparison=comparison
+    )
 
     def render() -> None:
-        table = Table(
-            "mode",
-            "questions",
-            "recall@5",
-            "recall@10",
-            "MRR@10",
-            "nDCG@10",
-            title=f"retrieval: {dataset}",
-        )
-        for mode, m in results["modes"].items():
+        configs = results["configurations"]
+        metrics = list(dict.fromkeys(k for c in configs.values() for k in c))
+        table = Table("configuration", *metrics, title=f"{suite}: {stem}")
+        for name, m in configs.items():
             table.add_row(
-                mode,
-                str(m["questions"]),
-                f"{m['recall@5']:.3f}",
-                f"{m['recall@10']:.3f}",
-                f"{m['mrr@10']:.3f}",
-                f"{m['ndcg@10']:.3f}",
+                name,
+                *(
+                    f"{m[k]:.3f}" if isinstance(m.get(k), float) else str(m.get(k, ""))
+                    for k in metrics
+                ),
             )
         out.print(table)
-        out.print(f"written to {output}")
+        for key in ("not_run", "notes"):
+            if results.get(key):
+                out.print(f"{key}: {results[key]}", highlight=False)
+        for row in comparison:
+            if row["regressed"]:
+                out.print(
+                    f"[red]regressed[/red] {row['configuration']} {row['metric']}: "
+                    f"{row['baseline']:.4g} -> {row['now']:.4g}",
+                    highlight=False,
+                )
+        for v in violations:
+            out.print(f"[red]gate failed[/red] {v}", highlight=False)
+        if not violations and not regressed:
+            out.print("gates: pass" + (", no regressions" if baseline else ""))
+        out.print(f"written to {json_path} and {html_path}")
 
     _emit(results, as_json, render)
+    if violations or regressed:
+        raise typer.Exit(1)
+
+
+def _run_medquad(
+    suite: str,
+    split: str,
+    scratch: Callable[[Path], Runtime],
+    home: Path,
+    limit: int | None,
+    questions: int | None,
+    sweep: bool,
+    naive: bool,
+    tick: Callable[[str, int, int], None],
+) -> dict[str, Any]:
+    from evals import baselines, medquad
+
+    reason = medquad.missing_reason()
+    if reason is not None:
+        raise InvalidInput(reason)
+    if split not in ("dev", "test"):
+        raise InvalidInput(f"--split {split!r}: dev or test")
+    if sweep and split != "dev":
+        raise InvalidInput("--sweep runs on dev only: test is reported, never tuned on")
+    where = home if limit is None else home.with_name(f"{home.name}-limit{limit}")
+    bench = baselines.open_bench(
+        where, scratch, limit=limit, naive=naive and suite == "retrieval", report=tick
+    )
+    try:
+        if suite == "retrieval":
+            return baselines.run_retrieval(
+                bench,
+                split,  # type: ignore[arg-type]
+                n=questions,
+                fusion_ks=(10, 20, 40, 100) if sweep else (),
+                report=tick,
+            )
+        if suite == "answers":
+            return baselines.run_answers(
+                bench,
+                split,  # type: ignore[arg-type]
+                n=questions,
+                sweep=[round(0.30 + 0.025 * i, 3) for i in range(17)] if sweep else (),
+                report=tick,
+            )
+        raise InvalidInput("the safety suite runs on the sample corpus (--dataset sample)")
+    finally:
+        bench.close()
+
+
+def _eval_command(suite: str, doc: str) -> None:
+    def command(
+        dataset: EvalDataset = "sample",
+        split: EvalSplit = None,
+        baseline: EvalBaseline = None,
+        output_dir: EvalOut = Path("evals/results"),
+        home: EvalHome = Path(".canon-evals/medquad"),
+        limit: EvalLimit = None,
+        questions: EvalQuestions = 2000,
+        fusion_k: EvalFusion = None,
+        min_relevance: EvalMinRel = None,
+        sweep: EvalSweep = False,
+        naive: EvalNaive = True,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _run_eval(
+            suite,
+            dataset,
+            split,
+            baseline,
+            output_dir,
+            home,
+            limit,
+            questions,
+            fusion_k,
+            min_relevance,
+            sweep,
+            naive,
+            as_json,
+        )
+
+    command.__doc__ = doc
+    eval_app.command(suite)(command)
+
+
+_eval_command(
+    "retrieval",
+    "Rank passages per configuration (BM25, dense, hybrid; on MedQuAD also the naive "
+    "LlamaIndex pipeline): recall@5/10, MRR@10, graded nDCG@10.",
+)
+_eval_command(
+    "answers",
+    "Served answers: abstention, false abstention, citation precision, unsupported "
+    "sentences, golden facts, ragas string/context metrics (LLM-judged ones with an endpoint).",
+)
+_eval_command(
+    "safety",
+    "Counts that must stay zero (staff leaks, retired and superseded citations, "
+    "unsupported sentences) and escalation recall, on the sample corpus.",
+)
 
 
 @keys_app.command("create")

@@ -8,7 +8,7 @@ from governance.errors import InvalidInput
 from governance.models import Audience
 
 DATASETS = Path(__file__).parent / "datasets"
-CATEGORIES = {"answerable", "staff_only", "unanswerable", "urgent", "versioned"}
+CATEGORIES = {"answerable", "staff_only", "unanswerable", "urgent", "versioned", "retired"}
 
 
 @dataclass(frozen=True)

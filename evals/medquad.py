@@ -256,3 +256,9 @@ def questions(docs: Sequence[MedDoc]) -> list[MedQuestion]:
                 )
             )
     return out
+
+
+def article_body(doc: MedDoc) -> str:
+    """The article as a reader sees it: the Markdown without front matter."""
+    text = article_markdown(doc)
+    return text[text.index("\n---\n", 4) + 5 :]

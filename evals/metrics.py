@@ -32,3 +32,10 @@ def dedupe(items: Sequence[str]) -> list[str]:
     """First occurrence of each article: passages rank articles."""
     seen: set[str] = set()
     return [a for a in items if not (a in seen or seen.add(a))]  # type: ignore[func-returns-value]
+
+
+def citation_precision(cited: Sequence[str], relevant: Mapping[str, int]) -> float:
+    """Share of cited passages (by article) that are relevant to the question."""
+    if not cited:
+        return 0.0
+    return sum(relevant.get(a, 0) > 0 for a in cited) / len(cited)
