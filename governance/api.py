@@ -8,7 +8,7 @@ application puts on `app.state.index`, so governance never imports ingest.
 
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -153,7 +153,7 @@ def get_policy(request: Request) -> FreshnessPolicy:
 
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    return freshness.utc_today()
 
 
 IndexDep = Annotated[IndexHook, Depends(get_index)]

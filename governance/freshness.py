@@ -8,7 +8,7 @@ due date plus the policy's grace period it is expired. Retrieval applies the pol
 """
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session, col, select
@@ -171,3 +171,8 @@ def reverify(
     session.commit()
     session.refresh(article)
     return article
+
+
+def utc_today() -> date:
+    """The date review clocks count in."""
+    return datetime.now(UTC).date()
