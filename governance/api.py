@@ -17,13 +17,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from governance import audit, diff, freshness, keys, queue, service
+from governance import audit, diff, drafts, freshness, keys, queue, service
+from governance.drafts import Chunker
 from governance.errors import InvalidInput, PreconditionRequired
 from governance.freshness import Freshness, FreshnessMode, FreshnessPolicy
 from governance.keys import Principal, Scope
 from governance.models import (
     ApiKey,
     Article,
+    ArticleMetaBase,
     ArticleVersion,
     Audience,
     AuditEvent,
@@ -584,3 +586,37 @@ def revoke_key(prefix: str, session: SessionDep, who: PrincipalDep) -> ApiKey:
     """Revoke a key at once (admin)."""
     who.actor().require(Role.admin)
     return keys.revoke(session, prefix, by=who.name)
+
+
+class DraftIn(ArticleMetaBase):
+    body: str = Field(min_length=1, description="Markdown")
+    submit: bool = Field(default=False, description="send straight to review")
+
+
+def get_chunker(request: Request) -> Chunker:
+    chunker: Chunker = request.app.state.chunker
+    return chunker
+
+
+@router.post(
+    "/articles/{article_id}/versions",
+    response_model=VersionPublic,
+    status_code=201,
+    responses={200: {"description": "unchanged content: the existing version, nothing added"}},
+)
+def write_draft(
+    article_id: str,
+    draft: DraftIn,
+    session: SessionDep,
+    who: PrincipalDep,
+    chunker: Annotated[Chunker, Depends(get_chunker)],
+    response: Response,
+) -> ArticleVersion:
+    """Create an article or a new draft of it (author or admin); pending drafts are superseded."""
+    meta = ArticleMetaBase.model_validate(draft.model_dump(exclude={"body", "submit"}))
+    result = drafts.write(
+        session, who.actor(), article_id, meta, draft.body, chunker, submit=draft.submit
+    )
+    if result.kind == service.IngestKind.unchanged:
+        response.status_code = 200
+    return _moved(response, service.find_version(session, article_id, result.version))

@@ -1,0 +1,13 @@
+"""The chunker the owner API uses for drafts written over HTTP: ingest's own Markdown path."""
+
+from governance.drafts import Chunker
+from governance.models import ChunkDraft
+from ingest.chunk import chunk_blocks
+from ingest.parse import partition
+
+
+def markdown_chunker(max_tokens: int) -> Chunker:
+    def chunk(body: str, title: str) -> list[ChunkDraft]:
+        return chunk_blocks(partition(body, "md"), title, max_tokens=max_tokens)
+
+    return chunk
