@@ -1,5 +1,8 @@
 """Files -> metadata + structural blocks, through `unstructured`."""
 
+import hashlib
+import io
+import zipfile
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -20,7 +23,14 @@ SUPPORTED = {
     ".text": "text",
     ".html": "html",
     ".htm": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
 }
+BINARY_KINDS = ("pdf", "docx")
+# Declared, not detected: per-file language detection was half of all parsing time.
+LANGUAGES = ["eng"]
+# Bump when parsing or chunking changes what a file turns into: every file is then re-read.
+PARSER_VERSION = "2"
 SIDECAR_SUFFIX = ".meta.yaml"
 MANIFEST_NAME = "_manifest.yaml"
 META_KEYS = {"id", *ArticleMetaBase.model_fields}
@@ -49,7 +59,8 @@ class ParsedFile:
     blocks: list[Block]
 
 
-def read_text(path: Path, max_bytes: int) -> str:
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refusing empty files and files over the size limit before reading."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -58,7 +69,52 @@ def read_text(path: Path, max_bytes: int) -> str:
         raise InvalidInput(f"{path}: file is empty (0 bytes)")
     if size > max_bytes:
         raise InvalidInput(f"{path}: {size} bytes is over the {max_bytes}-byte limit")
-    raw = path.read_bytes()
+    return path.read_bytes()
+
+
+def _metadata_files(path: Path, root: Path) -> list[Path]:
+    """Manifests from the root down, then the sidecar: later ones override earlier ones."""
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        relative = Path(path.name)
+    found: list[Path] = []
+    folder = root
+    for part in relative.parts[:-1]:
+        folder = folder / part
+        if (folder / MANIFEST_NAME).is_file():
+            found.append(folder / MANIFEST_NAME)
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if sidecar.is_file():
+        found.append(sidecar)
+    return found
+
+
+def source_fingerprint(path: Path, root: Path, raw: bytes) -> str:
+    """Everything a file's stored version depends on, hashed before any parsing.
+
+    The file's bytes, its path under the ingested folder (id and service line come
+    from it), its sidecar and manifests, and the parser version.
+    """
+    digest = hashlib.sha256()
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        relative = path.name
+    for part in (PARSER_VERSION, relative):
+        digest.update(part.encode() + b"\x1f")
+    digest.update(hashlib.sha256(raw).digest())
+    for meta_file in _metadata_files(path, root):
+        digest.update(meta_file.name.encode() + b"\x1f" + meta_file.read_bytes())
+    return digest.hexdigest()
+
+
+def decode_text(path: Path, raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path}: declares UTF-16 but does not decode as it") from None
     if b"\x00" in raw[:8192]:
         raise InvalidInput(f"{path}: looks binary (NUL bytes), not a text document")
     try:
@@ -71,6 +127,31 @@ def read_text(path: Path, max_bytes: int) -> str:
     if not text.strip():
         raise InvalidInput(f"{path}: file has no text")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text(path: Path, max_bytes: int) -> str:
+    return decode_text(path, read_bytes(path, max_bytes))
+
+
+def check_binary(path: Path, raw: bytes, kind: str) -> None:
+    """Refuse junk, truncated and corrupt PDF/DOCX with a reason before a parser sees them."""
+    if kind == "pdf":
+        if b"%PDF-" not in raw[:1024]:
+            raise InvalidInput(f"{path}: not a PDF (no %PDF- header); is the file extension wrong?")
+        if b"%%EOF" not in raw[-2048:]:
+            raise InvalidInput(f"{path}: PDF is truncated (no %%EOF marker at the end)")
+        return
+    if not raw.startswith(b"PK"):
+        raise InvalidInput(f"{path}: not a Word document (.docx files are ZIP archives)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            if "word/document.xml" not in archive.namelist():
+                raise InvalidInput(f"{path}: ZIP archive without word/document.xml, not a .docx")
+            bad = archive.testzip()
+    except zipfile.BadZipFile as exc:
+        raise InvalidInput(f"{path}: corrupt or truncated DOCX ({exc})") from None
+    if bad is not None:
+        raise InvalidInput(f"{path}: corrupt DOCX (damaged member {bad})")
 
 
 def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
@@ -108,15 +189,13 @@ def folder_metadata(path: Path, root: Path) -> dict[str, Any]:
         relative = Path(path.name)
     if len(relative.parts) > 1:
         merged["service_line"] = relative.parts[0]
-    folder = root
-    for part in relative.parts[:-1]:
-        folder = folder / part
-        manifest = folder / MANIFEST_NAME
-        if manifest.is_file():
-            merged.update(_load_yaml(manifest.read_text("utf-8"), manifest, "manifest"))
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if sidecar.is_file():
-        merged.update(_load_yaml(sidecar.read_text("utf-8"), sidecar, "sidecar"))
+    for meta_file in _metadata_files(path, root):
+        what = "sidecar" if meta_file.name.endswith(SIDECAR_SUFFIX) else "manifest"
+        try:
+            text = meta_file.read_text("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{meta_file}: {what} is not valid UTF-8") from None
+        merged.update(_load_yaml(text, meta_file, what))
     return merged
 
 
@@ -185,27 +264,56 @@ def _table_lines(element: Any) -> list[str]:
     ]
 
 
-def partition(body: str, kind: str) -> list[Block]:
-    from unstructured.partition.html import partition_html
-    from unstructured.partition.md import partition_md
+def _elements(path: Path, body: str | bytes, kind: str) -> list[Any]:
+    if kind == "pdf":
+        from unstructured.partition.pdf import partition_pdf
+
+        assert isinstance(body, bytes)
+        try:  # "fast": pdfminer's text layer only; no layout model, no OCR
+            return list(partition_pdf(file=io.BytesIO(body), strategy="fast", languages=LANGUAGES))
+        except Exception as exc:
+            raise InvalidInput(
+                f"{path}: cannot read PDF ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+    if kind == "docx":
+        from unstructured.partition.docx import partition_docx
+
+        assert isinstance(body, bytes)
+        try:
+            return list(partition_docx(file=io.BytesIO(body), languages=LANGUAGES))
+        except Exception as exc:
+            raise InvalidInput(
+                f"{path}: cannot read DOCX ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+    assert isinstance(body, str)
+    if kind == "md":
+        from unstructured.partition.md import partition_md
+
+        return list(partition_md(text=body, languages=LANGUAGES))
+    if kind == "html":
+        from unstructured.partition.html import partition_html
+
+        return list(partition_html(text=body, languages=LANGUAGES))
     from unstructured.partition.text import partition_text
 
-    if kind == "md":
-        elements = partition_md(text=body)
-    elif kind == "html":
-        elements = partition_html(text=body)
-    else:
-        elements = partition_text(text=body)
+    return list(partition_text(text=body, languages=LANGUAGES))
+
+
+def partition(body: str | bytes, kind: str, path: Path = Path("<text>")) -> list[Block]:
+    elements = _elements(path, body, kind)
     blocks: list[Block] = []
-    for element in elements:
+    for position, element in enumerate(elements):
         text = " ".join(str(element.text).split())
         if not text:
             continue
         category = element.category
+        if category == "Header" and kind == "pdf" and position == 0:
+            category = "Title"  # a PDF's first line sits in the header band: usually its title
         if category == "Title":
             depth = element.metadata.category_depth
-            sentence_like = text.endswith((".", "?", "!")) and len(text.split()) > 3
-            if depth is None and (kind == "text" and sentence_like):
+            sentence_like = text.endswith((".", "?", "!", ":")) and len(text.split()) > 3
+            long_line = len(text.split()) > 20
+            if depth is None and kind in ("text", "pdf") and (sentence_like or long_line):
                 blocks.append(Block(BlockKind.text, text))
             else:
                 blocks.append(Block(BlockKind.heading, text, depth if depth is not None else 1))
@@ -220,19 +328,33 @@ def partition(body: str, kind: str) -> list[Block]:
     return blocks
 
 
-def parse_file(path: Path, root: Path, *, max_bytes: int) -> ParsedFile:
+def kind_of(path: Path) -> str:
     kind = SUPPORTED.get(path.suffix.lower())
     if kind is None:
         supported = ", ".join(sorted(SUPPORTED))
         raise InvalidInput(
             f"{path}: unsupported file type {path.suffix or '(none)'!r} ({supported})"
         )
-    text = read_text(path, max_bytes)
-    front, body = split_front_matter(text, path) if kind in ("md", "text") else ({}, text)
+    return kind
+
+
+def parse_file(path: Path, root: Path, *, max_bytes: int, data: bytes | None = None) -> ParsedFile:
+    """One file -> metadata and blocks; `data` is the file's bytes if the caller read them."""
+    kind = kind_of(path)
+    data = read_bytes(path, max_bytes) if data is None else data
+    front: dict[str, Any] = {}
+    if kind in BINARY_KINDS:
+        check_binary(path, data, kind)
+        blocks = partition(data, kind, path)
+        body = "\n\n".join(b.text for b in blocks)
+    else:
+        text = decode_text(path, data)
+        front, body = split_front_matter(text, path) if kind in ("md", "text") else ({}, text)
+        blocks = partition(body, kind, path)
     raw = {**folder_metadata(path, root), **front}
-    blocks = partition(body, kind)
     if not any(b.kind != BlockKind.heading for b in blocks):
-        raise InvalidInput(f"{path}: no text content after parsing")
+        hint = " (a scanned PDF has no text layer; Canon does not run OCR)" if kind == "pdf" else ""
+        raise InvalidInput(f"{path}: no text content after parsing{hint}")
     headings = [b for b in blocks if b.kind == BlockKind.heading]
     title = headings[0].text if headings else path.stem.replace("-", " ").replace("_", " ").title()
     article_id, meta = build_meta(raw, path, root, title)
