@@ -18,8 +18,8 @@ from retrieval.sparse import SparseVec
 
 DENSE = "dense"
 SPARSE = "sparse"
-KEYWORD_FIELDS = ("article_id", "service_line", "audience")
-INTEGER_FIELDS = ("version_id",)
+KEYWORD_FIELDS = ("article_id", "service_line", "audience", "status")
+INTEGER_FIELDS = ("version_id", "version")
 BOOL_FIELDS = ("clinical",)
 
 Mode = Literal["hybrid", "dense", "sparse"]
@@ -55,6 +55,8 @@ class VectorStore(Protocol):
     def upsert(self, points: Sequence[PointRecord]) -> None: ...
 
     def delete_version(self, version_id: int) -> None: ...
+
+    def delete_versions(self, version_ids: Sequence[int]) -> None: ...
 
     def delete_points(self, ids: Sequence[str]) -> None: ...
 
@@ -148,6 +150,19 @@ class EdgeStore:
             qe.UpdateOperation.delete_points_by_filter(
                 qe.Filter(
                     must=[qe.FieldCondition(key="version_id", match=qe.MatchValue(version_id))]
+                )
+            )
+        )
+        self._shard.flush()
+
+    def delete_versions(self, version_ids: Sequence[int]) -> None:
+        qe = self._qe
+        if not version_ids:
+            return
+        self._shard.update(
+            qe.UpdateOperation.delete_points_by_filter(
+                qe.Filter(
+                    must=[qe.FieldCondition(key="version_id", match=qe.MatchAny(list(version_ids)))]
                 )
             )
         )
@@ -320,6 +335,22 @@ class ServerStore:
             points_selector=m.FilterSelector(
                 filter=m.Filter(
                     must=[m.FieldCondition(key="version_id", match=m.MatchValue(value=version_id))]
+                )
+            ),
+            wait=True,
+        )
+
+    def delete_versions(self, version_ids: Sequence[int]) -> None:
+        m = self._m
+        if not version_ids:
+            return
+        self._client.delete(
+            self.collection,
+            points_selector=m.FilterSelector(
+                filter=m.Filter(
+                    must=[
+                        m.FieldCondition(key="version_id", match=m.MatchAny(any=list(version_ids)))
+                    ]
                 )
             ),
             wait=True,
