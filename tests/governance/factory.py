@@ -5,6 +5,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from governance import service
@@ -138,3 +140,12 @@ def feedback(
     session.commit()
     session.refresh(row)
     return row
+
+
+def disable_audit_guard(conn: Connection) -> None:
+    """Play an attacker with owner rights: switch off the append-only triggers (migration 0002)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE auditevent DISABLE TRIGGER auditevent_append_only"))
+    else:
+        conn.execute(text("DROP TRIGGER auditevent_no_update"))
+        conn.execute(text("DROP TRIGGER auditevent_no_delete"))

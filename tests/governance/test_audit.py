@@ -6,10 +6,11 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from governance import audit, freshness, keys, service
-from tests.governance.factory import ADMIN, REVIEWER, NullIndex, draft
+from tests.governance.factory import ADMIN, REVIEWER, NullIndex, disable_audit_guard, draft
 
 
 def test_every_action_is_an_event_with_actor_states_and_reason(engine: Engine) -> None:
@@ -79,9 +80,27 @@ def test_tampering_with_the_stored_events_is_found(engine: Engine, how: str) -> 
         assert audit.verify(s) == audit.ChainReport(True, 6)
     statements, first_bad = TAMPERING[how]
     with engine.begin() as conn:
+        disable_audit_guard(conn)
         for statement in statements:
             conn.execute(text(statement))
     with Session(engine) as s:
         report = audit.verify(s)
     assert not report.ok
     assert report.first_bad_seq == first_bad, report
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE auditevent SET actor = 'mallory' WHERE seq = 1",
+        "DELETE FROM auditevent WHERE seq = 1",
+    ],
+)
+def test_the_database_refuses_to_change_history(engine: Engine, statement: str) -> None:
+    with Session(engine) as s:
+        draft(s)
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(statement))
+    with Session(engine) as s:
+        assert audit.verify(s) == audit.ChainReport(True, 2)
+        assert audit.events(s)[0].actor == "alice"

@@ -2,8 +2,10 @@
 
 from datetime import date
 
+import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel
 
 from governance import audit, db
@@ -86,4 +88,9 @@ def test_upgrade_from_the_baseline_keeps_data(db_url: str) -> None:
         ledger = s.get(Ledger, 1)
         assert article is not None and article.review_every_days == 90
         assert ledger is not None and ledger.epoch == 7
+        audit.record(s, actor="ada", action="create", article_id="a")
+        s.commit()
+    # 0002: history is append-only in the database itself
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("UPDATE auditevent SET actor = 'mallory'"))
     engine.dispose()
