@@ -34,6 +34,7 @@ from ingest.pipeline import ingest
 from retrieval.answer import AnswerService
 from retrieval.grounding import GroundingCheck
 from retrieval.store import Mode
+from retrieval.text import content_terms
 
 HOLDOUT_BUCKETS = 20  # 1 in 20 Focus topics is left out of the corpus
 Report = Callable[[str, int, int], None]  # (task, done, total)
@@ -239,10 +240,16 @@ def run_answers(
     *,
     n: int | None = 1000,
     min_relevance: float | None = None,
+    min_coverage: float | None = None,
     sweep: Sequence[float] = (),
     report: Report = _quiet,
 ) -> dict[str, Any]:
-    """Abstention on held-out questions, false abstention, citations and grounding."""
+    """Abstention on held-out questions, false abstention, citations and grounding.
+
+    `min_coverage` measures a candidate rule offline: also abstain when less than
+    that share of the question's content terms appear in the best passage (with its
+    title and section). The sweep crosses cosine thresholds with coverage thresholds.
+    """
     if sweep and split == "test":
         raise ValueError("sweeps run on dev only: test numbers are reported, never tuned on")
     answerable, unanswerable = split_questions(bench, split, n)
@@ -258,6 +265,10 @@ def run_answers(
     ):
         answer = service_.answer(q.question, audience=Audience.patient)
         top = max((p.relevance for p in answer.passages), default=0.0)
+        asked = content_terms(q.question)
+        best = max(answer.passages, key=lambda p: p.relevance, default=None)
+        seen = content_terms(f"{best.title} {best.section} {best.text}") if best else set()
+        coverage = len(asked & seen) / len(asked) if asked else 0.0
         cited = [s.passage.article_id for s in answer.sentences]
         records.append(
             {
@@ -265,6 +276,7 @@ def run_answers(
                 "question": q.question,
                 "answerable": expect,
                 "top_relevance": top,
+                "coverage": coverage,
                 "abstained_at_0": answer.abstained,
                 "cited_right": sum(a == q.article_id for a in cited),
                 "cited": len(cited),
@@ -278,19 +290,24 @@ def run_answers(
         )
         report(f"answers ({split})", i, total)
 
-    def at(t: float) -> dict[str, float]:
-        abstains = [r["abstained_at_0"] or r["top_relevance"] < t for r in records]
+    def abstains_at(r: dict[str, Any], t: float, c: float | None) -> bool:
+        low = c is not None and r["coverage"] < c
+        return bool(r["abstained_at_0"] or r["top_relevance"] < t or low)
+
+    def at(t: float, c: float | None = None) -> dict[str, float | None]:
+        abstains = [abstains_at(r, t, c) for r in records]
         yes = [a for a, r in zip(abstains, records, strict=True) if not r["answerable"]]
         no = [a for a, r in zip(abstains, records, strict=True) if r["answerable"]]
         return {
             "min_relevance": t,
+            "min_coverage": c,
             "abstention_accuracy": statistics.fmean(yes) if yes else 0.0,
             "false_abstention_rate": statistics.fmean(no) if no else 0.0,
         }
 
     served = [r for r in records if not (r["abstained_at_0"] or r["top_relevance"] < threshold)]
     cited = sum(r["cited"] for r in served if r["answerable"])
-    result = at(threshold) | {
+    result = at(threshold, min_coverage) | {
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "citation_precision": (
@@ -298,17 +315,15 @@ def run_answers(
         ),
         "unsupported_sentences": sum(r["unsupported"] for r in served),
     }
-    failures = [
-        r
-        for r in records
-        if (r["abstained_at_0"] or r["top_relevance"] < threshold) == r["answerable"]
-    ][:200]
+    failures = [r for r in records if abstains_at(r, threshold, min_coverage) == r["answerable"]][
+        :200
+    ]
     return {
         "suite": "answers",
         "dataset": "medquad",
         "split": split,
-        "metrics": result,
-        "sweep": [at(t) for t in sweep],
+        "configurations": {"hybrid": result},
+        "sweep": [at(t, c) for t in sweep for c in (None, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)],
         "failures": failures,
         "attribution": medquad.ATTRIBUTION,
     }

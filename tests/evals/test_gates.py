@@ -1,5 +1,6 @@
 """The sample-corpus suites against the versioned gates, and proof that the gates bite."""
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,20 +122,16 @@ def test_baseline_comparison_flags_regressions_and_any_new_leak() -> None:
 @pytest.mark.slow
 def test_cli_writes_json_and_html_and_fails_on_a_regression(tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.json"
-    baseline.write_text(
-        '{"configurations": {"hybrid": {"escalation_recall": 1.0, "staff_leaks": 0}}}'
-    )
-    runner = CliRunner()
-    result = runner.invoke(
+    # Better than any real run can be: the comparison must report a regression.
+    baseline.write_text('{"configurations": {"hybrid": {"ndcg@10": 1.01, "recall@5": 0.5}}}')
+    result = CliRunner().invoke(
         app,
-        ["eval", "safety", "--output-dir", str(tmp_path), "--baseline", str(baseline), "--json"],
+        ["eval", "retrieval", "--output-dir", str(tmp_path), "--baseline", str(baseline)],
     )
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "safety-sample.json").is_file()
-    page = (tmp_path / "safety-sample.html").read_text("utf-8")
-    assert "staff_leaks" in page and "data:image/png;base64" in page
-    baseline.write_text('{"configurations": {"hybrid": {"escalation_recall": 1.5}}}')
-    result = runner.invoke(
-        app, ["eval", "safety", "--output-dir", str(tmp_path), "--baseline", str(baseline)]
-    )
-    assert result.exit_code == 1
+    assert result.exit_code == 1, result.output
+    assert "regressed" in result.output and "ndcg@10" in result.output
+    saved = json.loads((tmp_path / "retrieval-sample.json").read_text("utf-8"))
+    assert [r["metric"] for r in saved["regressions"]] == ["ndcg@10"]
+    assert saved["gates"] == []
+    page = (tmp_path / "retrieval-sample.html").read_text("utf-8")
+    assert "ndcg@10" in page and "data:image/png;base64" in page
