@@ -98,6 +98,7 @@ def test_every_control_has_a_label(ui: tuple[TestClient, dict[str, str]]) -> Non
         client.get(p).text
         for p in ("/ui/queue", "/ui/freshness", "/ui/feedback", "/ui/articles/parking")
     ]
+    assert '<a href="/ui/queue" aria-current="page">' in pages[1]
     for html in pages:
         assert '<html lang="en">' in html and '<main id="main"' in html
         controls = re.findall(r"<(?:input|textarea)(?![^>]*type=\"hidden\")[^>]*>", html)
