@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from governance.errors import InvalidInput
+from retrieval.batching import MicroBatcher
 
 Vector = npt.NDArray[np.float32]
 
@@ -38,9 +39,21 @@ def resolve_model(spec: str) -> Path:
 
 
 class Embedder:
-    """Normalised float32 embeddings; queries are cached (they repeat in practice)."""
+    """Normalised float32 embeddings; queries are cached (they repeat in practice).
 
-    def __init__(self, model: str, *, batch_size: int = 32, cache_size: int = 4096) -> None:
+    With `micro_batch`, concurrent `embed_query` calls are encoded together by one
+    worker (see `retrieval.batching`) instead of queueing on the lock one by one.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        cache_size: int = 4096,
+        micro_batch: bool = False,
+        micro_batch_wait_ms: float = 0.0,
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.model_name = model
@@ -54,6 +67,18 @@ class Embedder:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
+        self._batcher: MicroBatcher | None = None
+        if micro_batch:
+            self.enable_micro_batching(micro_batch_wait_ms)
+
+    def enable_micro_batching(self, wait_ms: float = 0.0) -> MicroBatcher:
+        if self._batcher is None:
+            self._batcher = MicroBatcher(self.embed, max_batch=64, max_wait_ms=wait_ms)
+        return self._batcher
+
+    @property
+    def batcher(self) -> MicroBatcher | None:
+        return self._batcher
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:
@@ -72,7 +97,7 @@ class Embedder:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        vector = self.embed([text])[0]
+        vector = self._batcher.submit(text) if self._batcher else self.embed([text])[0]
         if self._cache_size:
             self._cache[text] = vector
             if len(self._cache) > self._cache_size:
