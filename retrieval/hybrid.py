@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import numpy.typing as npt
 
 from governance.models import Audience
 from retrieval.catalog import Catalog, FreshnessMode, FreshnessPolicy
 from retrieval.embed import Embedder
+from retrieval.rerank import Reranker
 from retrieval.sparse import SparseEncoder
 from retrieval.store import Mode, Scope, VectorStore
 
@@ -49,6 +51,8 @@ class Retriever:
         fusion_k: int = 60,
         overfetch: int = 3,
         today: Callable[[], date] = date.today,
+        reranker: Reranker | None = None,
+        rerank_depth: int = 20,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -58,6 +62,8 @@ class Retriever:
         self.fusion_k = fusion_k
         self.overfetch = overfetch
         self.today = today
+        self.reranker = reranker
+        self.rerank_depth = rerank_depth
 
     def search(
         self,
@@ -67,18 +73,20 @@ class Retriever:
         service_lines: Sequence[str] = (),
         top_k: int = 5,
         mode: Mode = "hybrid",
+        query_vector: npt.NDArray[np.float32] | None = None,
     ) -> list[Passage]:
-        dense = self.embedder.embed_query(question)
+        dense = self.embedder.embed_query(question) if query_vector is None else query_vector
         sparse = self.sparse.query(question)
         if not sparse.indices:
             if mode == "sparse":
                 return []
             mode = "dense"
+        depth = max(top_k, self.rerank_depth) if self.reranker else top_k
         hits = self.store.query(
             dense,
             sparse,
             Scope(audiences=visible_audiences(audience), service_lines=tuple(service_lines)),
-            limit=top_k * self.overfetch,
+            limit=depth * self.overfetch,
             mode=mode,
             fusion_k=self.fusion_k,
         )
@@ -118,4 +126,7 @@ class Retriever:
             )
             downrank = is_stale and self.freshness.mode == FreshnessMode.downrank
             (stale if downrank else fresh).append(passage)
+        if self.reranker is not None:
+            fresh = self.reranker.rerank(question, fresh[:depth])
+            stale = self.reranker.rerank(question, stale[:depth]) if stale else []
         return (fresh + stale)[:top_k]
