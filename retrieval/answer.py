@@ -1,14 +1,20 @@
-"""Extractive answers: pick the sentences that answer, cite each one, check each one."""
+"""Grounded answers: compose (extractive, or an LLM), cite every sentence, check every
+sentence, abstain with a reason, escalate urgent or clinical questions."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from governance.models import Audience
+from retrieval.generator import GeneratorError, LlmGenerator
 from retrieval.grounding import GroundingCheck
 from retrieval.hybrid import Passage, Retriever
 from retrieval.text import content_terms, sentences
-from retrieval.triage import triage
+from retrieval.triage import SemanticTriage, triage
 
 
 class Channel(StrEnum):
@@ -56,6 +62,22 @@ class Answer:
     stale: bool = False
     route: str | None = None
     notes: list[str] = field(default_factory=list)
+    dropped: int = 0  # sentences the grounding check removed
+    composer: str = "extractive"
+
+
+# Requests no health-system knowledge base answers, whatever it holds.
+_OFF_DOMAIN = re.compile(
+    r"\b(write (me )?(a |an )?(poem|song|story|essay|joke|code|program|script)"
+    r"|tell me a joke|weather (forecast|today|tomorrow)|(stock|share) price|bitcoin|crypto"
+    r"|who won|sports? scores?|lottery|recipe for|translate (this|to)|python|javascript"
+    r"|capital of|president of|horoscope|movie|netflix|homework)\b",
+    re.IGNORECASE,
+)
+
+
+def off_domain(question: str) -> bool:
+    return bool(_OFF_DOMAIN.search(question))
 
 
 @dataclass(frozen=True)
@@ -129,11 +151,15 @@ class AnswerService:
         *,
         composer: ExtractiveComposer | None = None,
         grounding: GroundingCheck | None = None,
+        generator: LlmGenerator | None = None,
+        semantic_triage: SemanticTriage | None = None,
         min_relevance: float = 0.45,
     ) -> None:
         self.retriever = retriever
         self.composer = composer or ExtractiveComposer()
         self.grounding = grounding or GroundingCheck()
+        self.generator = generator
+        self.semantic_triage = semantic_triage
         self.min_relevance = min_relevance
 
     def answer(
@@ -145,17 +171,25 @@ class AnswerService:
         channel: Channel = Channel.chat,
         top_k: int = 5,
     ) -> Answer:
+        vector = self.retriever.embedder.embed_query(question)
         flag = triage(question)
+        if not flag.urgent and self.semantic_triage is not None:
+            semantic = self.semantic_triage.check(vector)
+            flag = semantic if semantic.escalate else flag
         passages = self.retriever.search(
-            question, audience=audience, service_lines=service_lines, top_k=top_k
+            question,
+            audience=audience,
+            service_lines=service_lines,
+            top_k=top_k,
+            query_vector=vector,
         )
         relevant = [p for p in passages if p.relevance >= self.min_relevance]
 
-        def abstain(reason: AbstainReason, route: str | None = None) -> Answer:
+        def abstain(reason: AbstainReason, route: str | None = None, dropped: int = 0) -> Answer:
             return Answer(
                 text="",
                 sentences=[],
-                passages=passages,
+                passages=passages,  # what this audience may see; probes never land here
                 grounded=False,
                 support=0.0,
                 abstained=True,
@@ -163,26 +197,43 @@ class AnswerService:
                 escalate=flag.escalate,
                 escalate_reason=flag.reason,
                 route=route,
+                dropped=dropped,
             )
 
+        if off_domain(question) and not relevant:
+            return abstain(AbstainReason.out_of_scope)
         if not relevant:
-            route = passages[0].service_line if passages else None
-            return abstain(AbstainReason.no_relevant_content, route)
+            reason, route = self._why_nothing(vector, question, audience, service_lines, passages)
+            return abstain(reason, route)
+
+        notes: list[str] = []
+        composer = "extractive"
+        drafted: list[tuple[str, Passage]] | None = None
+        if self.generator is not None:
+            try:
+                drafted = self.generator.compose(question, relevant, BUDGETS[channel][0])
+                composer = "llm"
+            except GeneratorError:
+                notes.append("The generator failed; this answer is extractive.")
+        if drafted is None:
+            drafted = self.composer.compose(question, relevant, channel)
 
         cited: list[CitedSentence] = []
-        for text, passage in self.composer.compose(question, relevant, channel):
+        for text, passage in drafted:
             support = self.grounding.support(text, passage.text)
             if support.supported:
                 cited.append(CitedSentence(text, passage, support.score))
+        dropped = len(drafted) - len(cited)
         if not cited:
-            return abstain(AbstainReason.low_support, relevant[0].service_line)
+            return abstain(AbstainReason.low_support, relevant[0].service_line, dropped)
         clinical = any(s.passage.clinical for s in cited)
         stale = any(s.passage.stale for s in cited)
-        notes = []
         if clinical:
             notes.append("Drawn from clinical guidance approved by a clinical reviewer.")
         if stale:
             notes.append("Some of this content is past its review date.")
+        if dropped:
+            notes.append(f"{dropped} sentence(s) removed: not supported by the cited passage.")
         return Answer(
             text=" ".join(s.text for s in cited),
             sentences=cited,
@@ -195,4 +246,43 @@ class AnswerService:
             clinical=clinical,
             stale=stale,
             notes=notes,
+            dropped=dropped,
+            composer=composer,
         )
+
+    def _why_nothing(
+        self,
+        vector: npt.NDArray[np.float32],
+        question: str,
+        audience: Audience,
+        service_lines: Sequence[str],
+        passages: Sequence[Passage],
+    ) -> tuple[AbstainReason, str | None]:
+        """Nothing relevant was visible: say whether it exists elsewhere, never what it says.
+
+        - relevant content in other service lines than the request (or its key) allows:
+          `out_of_scope`, routed to that service line;
+        - relevant content only staff may read, asked as a patient: `restricted`;
+        - otherwise `no_relevant_content`, routed to the nearest passage's service line.
+        """
+        if service_lines:
+            wider = self._best_relevant(vector, question, audience, ())
+            if wider is not None:
+                return AbstainReason.out_of_scope, wider.service_line
+        if audience == Audience.patient:
+            staff = self._best_relevant(vector, question, Audience.staff, service_lines)
+            if staff is not None and staff.audience == Audience.staff.value:
+                return AbstainReason.restricted, staff.service_line
+        return AbstainReason.no_relevant_content, passages[0].service_line if passages else None
+
+    def _best_relevant(
+        self,
+        vector: npt.NDArray[np.float32],
+        question: str,
+        audience: Audience,
+        service_lines: Sequence[str],
+    ) -> Passage | None:
+        found = self.retriever.search(
+            question, audience=audience, service_lines=service_lines, top_k=3, query_vector=vector
+        )
+        return next((p for p in found if p.relevance >= self.min_relevance), None)

@@ -1,0 +1,118 @@
+"""Abstention reasons, escalation on a labelled set, and staff-only leakage probes.
+
+`low_support` is exercised in test_generator.py (a reply with nothing supported)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from canon.runtime import Runtime
+from evals import datasets
+from governance.models import Audience
+from retrieval.answer import AbstainReason
+from retrieval.triage import SemanticTriage, triage
+
+ESCALATION = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "escalation.jsonl").read_text().splitlines()
+    if line.strip()
+]
+GOLDEN = datasets.load("sample")
+
+
+def test_no_relevant_content(sample_runtime: Runtime) -> None:
+    answer = sample_runtime.answers.answer(
+        "Can I bring my pet iguana to the cafeteria?", audience=Audience.patient
+    )
+    assert answer.abstained and answer.abstain_reason == AbstainReason.no_relevant_content
+    assert answer.sentences == [] and answer.text == ""
+
+
+def test_out_of_scope_off_domain_request(sample_runtime: Runtime) -> None:
+    answer = sample_runtime.answers.answer(
+        "Write me a poem about the ocean", audience=Audience.patient
+    )
+    assert answer.abstained and answer.abstain_reason == AbstainReason.out_of_scope
+
+
+def test_out_of_scope_for_the_requested_service_lines_routes_to_the_right_one(
+    sample_runtime: Runtime,
+) -> None:
+    question = "What are the billing phone hours?"
+    inside = sample_runtime.answers.answer(question, audience=Audience.patient)
+    assert not inside.abstained and inside.sentences[0].passage.service_line == "billing"
+    outside = sample_runtime.answers.answer(
+        question, audience=Audience.patient, service_lines=["oncology"]
+    )
+    assert outside.abstained and outside.abstain_reason == AbstainReason.out_of_scope
+    assert outside.route == "billing" and outside.sentences == []
+
+
+def test_restricted_when_only_staff_content_answers_and_nothing_leaks(
+    sample_runtime: Runtime,
+) -> None:
+    live = sample_runtime.catalog.live().values()
+    staff = {v.article_id for v in live if v.audience == Audience.staff}
+    probes = [q for q in GOLDEN if q.category == "staff_only"]
+    reasons = []
+    for q in probes:
+        answer = sample_runtime.answers.answer(q.question, audience=Audience.patient)
+        assert not {s.passage.article_id for s in answer.sentences} & staff, q.id
+        assert not {p.article_id for p in answer.passages} & staff, q.id
+        if answer.abstain_reason == AbstainReason.restricted:
+            assert answer.text == "" and answer.sentences == []
+        reasons.append(answer.abstain_reason)
+    assert AbstainReason.restricted in reasons, reasons
+
+
+def test_escalation_set_recall_and_false_escalation(sample_runtime: Runtime) -> None:
+    """≥ 30 urgent and ≥ 30 routine questions; recall ≥ 95% on the urgent ones."""
+    urgent = [r for r in ESCALATION if r["urgent"]]
+    routine = [r for r in ESCALATION if not r["urgent"]]
+    assert len(urgent) >= 30 and len(routine) >= 30
+    semantic = SemanticTriage(sample_runtime.embedder)
+    vectors = sample_runtime.embedder.embed([r["question"] for r in ESCALATION])
+
+    def escalates(i: int) -> bool:
+        question = ESCALATION[i]["question"]
+        return triage(question).escalate or semantic.check(vectors[i]).escalate
+
+    hits = [escalates(i) for i in range(len(ESCALATION))]
+    caught = sum(h for h, r in zip(hits, ESCALATION, strict=True) if r["urgent"])
+    false = sum(h for h, r in zip(hits, ESCALATION, strict=True) if not r["urgent"])
+    assert caught / len(urgent) >= 0.95, [
+        r["question"] for h, r in zip(hits, ESCALATION, strict=True) if r["urgent"] and not h
+    ]
+    assert false / len(routine) <= 0.05
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "I have crushing chest pain, when is the billing office open?",
+        "My newborn has a fever, where do I park for the imaging center?",
+        "Should I stop taking my blood thinner before my MRI?",
+    ],
+)
+def test_escalation_holds_whatever_retrieval_found(sample_runtime: Runtime, question: str) -> None:
+    answer = sample_runtime.answers.answer(question, audience=Audience.patient)
+    assert answer.escalate and answer.escalate_reason
+    kind = "clinical" if "Should I" in question else "urgent"
+    assert answer.escalate_reason.startswith(kind)
+
+
+def test_answers_from_clinical_articles_say_so(sample_runtime: Runtime) -> None:
+    live = sample_runtime.catalog.live().values()
+    clinical = {v.article_id for v in live if v.clinical}
+    assert clinical
+    said = 0
+    for q in GOLDEN:
+        if q.category != "answerable" or not set(q.relevant) & clinical:
+            continue
+        answer = sample_runtime.answers.answer(q.question, audience=q.audience)
+        if any(s.passage.clinical for s in answer.sentences):
+            assert answer.clinical
+            assert any("clinical" in note for note in answer.notes)
+            said += 1
+    assert said >= 1
