@@ -40,6 +40,7 @@ HOLDOUT_BUCKETS = 20  # 1 in 20 Focus topics is left out of the corpus
 Report = Callable[[str, int, int], None]  # (task, done, total)
 CANON_CONFIGS: dict[str, Mode] = {"bm25": "sparse", "dense": "dense", "hybrid": "hybrid"}
 NAIVE = "llamaindex-naive"
+RERANK = "hybrid+rerank"
 NAIVE_SPANS = "llamaindex-naive (spans)"  # a node credits every passage it overlaps
 
 
@@ -172,7 +173,10 @@ def run_retrieval(
     questions, _ = split_questions(bench, split, n)
     retriever = bench.stack.retriever
     base_k = retriever.fusion_k
+    reranker = retriever.reranker  # on only for "hybrid+rerank", when one is configured
     configs: list[str] = [*CANON_CONFIGS, *(f"hybrid k={fk}" for fk in fusion_ks)]
+    if reranker is not None:
+        configs.append(RERANK)
     if bench.naive is not None:
         configs.extend([NAIVE, NAIVE_SPANS])
     rows: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
@@ -192,6 +196,7 @@ def run_retrieval(
                 )
             else:
                 mode = CANON_CONFIGS.get(config, "hybrid")
+                retriever.reranker = reranker if config == RERANK else None
                 retriever.fusion_k = int(config.split("=")[1]) if "k=" in config else base_k
                 passages = retriever.search(
                     q.question, audience=Audience.patient, top_k=k * 2, mode=mode
@@ -210,7 +215,7 @@ def run_retrieval(
                     }
                 )
         report(f"retrieval ({split})", i, len(questions))
-    retriever.fusion_k = base_k
+    retriever.fusion_k, retriever.reranker = base_k, reranker
     configurations = {
         c: {name: statistics.fmean(r[name] for r in rows[c]) for name in rows[c][0]}
         | {"questions": len(rows[c]), "ms_per_query": 1000 * seconds[c] / len(rows[c])}
@@ -224,7 +229,9 @@ def run_retrieval(
         "fusion_k": base_k,
         "overfetch": retriever.overfetch,
         "configurations": configurations,
-        "not_run": {"hybrid+rerank": "no reranker is configured (no cross-encoder weights here)"},
+        "not_run": {}
+        if reranker is not None
+        else {RERANK: "no reranker configured (CANON_RERANK_MODEL unset; no weights here)"},
         "failures": failures,
         "corpus": {
             "articles": len(bench.corpus_docs),
