@@ -2,14 +2,20 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from canon import errors
+from canon.drafting import markdown_chunker
 from canon.runtime import Runtime
+from governance import ui
 from governance.api import router as governance_router
 from governance.errors import CanonError
 from retrieval.api import router as answers_router
@@ -18,10 +24,62 @@ from retrieval.api import router as answers_router
 class ErrorBody(BaseModel):
     code: str
     message: str
+    details: list[dict[str, Any]] | None = None
 
 
 class ErrorResponse(BaseModel):
+    """The one error shape every endpoint uses."""
+
     error: ErrorBody
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(status_code=status, content={"error": body})
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes (413), by Content-Length or as they stream."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(
+            413, "request_too_large", f"request bodies are limited to {self.limit} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -31,6 +89,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = rt.engine
         app.state.answers = rt.answers
+        app.state.index = rt.sync  # governance publishes through this hook
+        app.state.chunker = markdown_chunker(rt.settings.chunk_tokens)  # drafts over HTTP
+        app.state.freshness = rt.retriever.freshness
+        app.state.answer_log = rt.settings.answer_log
+        if rt.settings.micro_batch:
+            rt.embedder.enable_micro_batching(rt.settings.micro_batch_wait_ms)
         rt.embedder.embed_query("warm up")
         yield
         if runtime is None:
@@ -41,16 +105,41 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version="0.1.0",
         summary="Governed knowledge and grounded answers for a health system's digital front door.",
         lifespan=lifespan,
-        responses={422: {"model": ErrorResponse}},
+        responses={
+            status: {"model": ErrorResponse, "description": description}
+            for status, description in [
+                (401, "no key, an unknown key or a revoked key"),
+                (403, "the key lacks the scope, or asks outside its pins"),
+                (404, "not found"),
+                (413, "request body too large"),
+                (422, "invalid request"),
+            ]
+        },
     )
     app.state.runtime = rt
+    app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)
 
     @app.exception_handler(CanonError)
     async def canon_error(_request: Request, exc: CanonError) -> JSONResponse:
         status = errors.lookup(errors.HTTP_STATUS, exc, 400)
-        return JSONResponse(
-            status_code=status, content={"error": {"code": exc.code, "message": str(exc)}}
-        )
+        return _error(status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"][1:]) or "body"
+        return _error(422, "invalid_input", f"{where}: {first['msg']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -64,4 +153,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(answers_router)
     app.include_router(governance_router)
+    app.state.http_status = lambda exc: errors.lookup(errors.HTTP_STATUS, exc, 400)
+    ui.mount(app)  # the owners' review UI under /ui
     return app
