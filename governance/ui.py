@@ -349,6 +349,10 @@ def freshness_page(
         items=items,
         by_owner=freshness.grouped(items, "owner"),
         by_service_line=freshness.grouped(items, "service_line"),
+        can_verify=bool(
+            who.actor().roles
+            & {service.Role.reviewer, service.Role.clinical_reviewer, service.Role.admin}
+        ),
     )
 
 

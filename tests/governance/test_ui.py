@@ -3,6 +3,7 @@ markup that labels every control."""
 
 import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
@@ -108,3 +109,20 @@ def test_every_control_has_a_label(ui: tuple[TestClient, dict[str, str]]) -> Non
             assert f'<label for="{found[1]}"' in html, f"no label for {found[1]}"
         assert re.findall(r"<button[^>]*>", html), "every page has a keyboard-reachable action"
         assert not re.findall(r"<button[^>]*>\s*</button>", html), "a button without a name"
+
+
+def test_reverify_from_the_freshness_dashboard(
+    ui: tuple[TestClient, dict[str, str]], runtime: Runtime
+) -> None:
+    client, made = ui
+    with Session(runtime.engine) as s:
+        live(s, runtime.sync, article_id="flu-shots", owner="Raj", last_reviewed=date(2020, 1, 1))
+    sign_in(client, made["alice"])
+    assert "Re-verify" not in client.get("/ui/freshness").text  # authors cannot re-verify
+    sign_in(client, made["rob"])
+    before = client.get("/ui/freshness").text
+    assert "Raj: 1 due" in before and 'aria-label="Re-verify Flu Shots (by owner)"' in before
+    done = client.post("/ui/articles/flu-shots/reverify", data={"number": "1"})
+    assert done.status_code == 303
+    assert "Re-verified" in client.get(done.headers["location"]).text
+    assert "Raj: 1 due" not in client.get("/ui/freshness").text
