@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import update
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from governance import audit
@@ -23,6 +24,7 @@ from governance.models import (
     ArticleVersion,
     Chunk,
     ChunkDraft,
+    EmbeddingCache,
     Ledger,
     LiveVersion,
     Status,
@@ -61,6 +63,18 @@ class IndexHook(Protocol):
 
     def remove_version(self, version_id: int) -> None:
         """Delete the version's points."""
+
+
+class BulkIndexHook(IndexHook, Protocol):
+    """An index that can take many versions in one write (bulk publishing)."""
+
+    def add_versions(
+        self, items: Sequence[tuple[Article, ArticleVersion, Sequence[Chunk]]]
+    ) -> None:
+        """Write several versions' points in one durable write."""
+
+    def remove_versions(self, version_ids: Sequence[int]) -> None:
+        """Delete several versions' points."""
 
 
 class IngestKind(StrEnum):
@@ -163,6 +177,63 @@ def published_view(session: Session) -> dict[int, LiveVersion]:
     }
 
 
+def latest_sources(session: Session) -> dict[str, RecordResult]:
+    """Each article's newest version, keyed by the hash of the source it came from."""
+    newest = (
+        select(ArticleVersion.article_id, func.max(ArticleVersion.number).label("number"))
+        .group_by(col(ArticleVersion.article_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(
+            ArticleVersion.source_hash,
+            ArticleVersion.article_id,
+            ArticleVersion.number,
+            ArticleVersion.status,
+        ).join(
+            newest,
+            (col(ArticleVersion.article_id) == newest.c.article_id)
+            & (col(ArticleVersion.number) == newest.c.number),
+        )
+    ).all()
+    return {
+        source: RecordResult(article_id, number, IngestKind.unchanged, Status(status))
+        for source, article_id, number, status in rows
+        if source
+    }
+
+
+def cached_vectors(session: Session, model: str, text_hashes: Sequence[str]) -> dict[str, bytes]:
+    """Stored embeddings for these passage-text hashes under this model."""
+    found: dict[str, bytes] = {}
+    unique = sorted(set(text_hashes))
+    for start in range(0, len(unique), 500):
+        for row in session.exec(
+            select(EmbeddingCache).where(
+                EmbeddingCache.model == model,
+                col(EmbeddingCache.text_hash).in_(unique[start : start + 500]),
+            )
+        ).all():
+            found[row.text_hash] = row.vector
+    return found
+
+
+def cache_vectors(session: Session, model: str, vectors: dict[str, bytes]) -> None:
+    """Add embeddings to the cache; a hash another writer stored meanwhile is kept as is."""
+    if not vectors:
+        return
+    have = cached_vectors(session, model, list(vectors))
+    session.add_all(
+        EmbeddingCache(text_hash=h, model=model, vector=v)
+        for h, v in vectors.items()
+        if h not in have
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+
+
 def epoch(session: Session) -> int:
     """Changes whenever the set of published versions changes."""
     ledger = session.get(Ledger, 1)
@@ -183,6 +254,7 @@ def record_source(
     source_path: str,
     author: str,
     submit: bool = False,
+    source_hash: str = "",
 ) -> RecordResult:
     """Store an ingested file: unchanged content adds nothing, new content a draft."""
     if not chunks:
@@ -200,6 +272,10 @@ def record_source(
             .order_by(col(ArticleVersion.number).desc())
         ).first()
         if latest is not None and latest.content_hash == content_hash:
+            if source_hash and latest.source_hash != source_hash:
+                latest.source_hash = source_hash  # same content, new bytes: skip parsing next time
+                session.add(latest)
+                session.commit()
             return RecordResult(article_id, latest.number, IngestKind.unchanged, latest.status)
         kind = IngestKind.new_version
 
@@ -215,6 +291,7 @@ def record_source(
         article_id=article_id,
         number=number,
         content_hash=content_hash,
+        source_hash=source_hash,
         body=body,
         source_path=source_path,
         author=author,
@@ -388,6 +465,10 @@ def publish(
     try:
         if article.published_version_id is not None:
             old = get_version(session, article.published_version_id)
+            if old.status != Status.published:  # another publisher got there first
+                raise Conflict(
+                    f"{article.id} changed under you: v{old.number} is already {old.status.value}"
+                )
             _move(
                 session, old, Action.supersede, actor.name, reason=f"replaced by v{version.number}"
             )
@@ -400,12 +481,72 @@ def publish(
         session.commit()
     except BaseException:
         session.rollback()
-        if old is None or old.id != version.id:
+        # A concurrent publisher of this same version may have won the race: its points
+        # are live now and must stay. Remove ours only if the version is not published.
+        if _status_now(session, version_id) != Status.published:
             index.remove_version(version_id)
         raise
     if old is not None and old.id is not None:
         index.remove_version(old.id)
     return version
+
+
+def publish_many(
+    session: Session, version_ids: Sequence[int], actor: Actor, index: BulkIndexHook
+) -> list[ArticleVersion]:
+    """Publish several versions (one per article) with the same three steps as `publish`.
+
+    All their points are written in one go, one transaction flips every pointer
+    (each move audited), then the old versions' points go: a bulk load costs one
+    index write and one commit per batch instead of one per article.
+    """
+    actor.require(Role.reviewer, Role.clinical_reviewer, Role.admin)
+    versions = [get_version(session, version_id) for version_id in version_ids]
+    for version in versions:
+        next_status(version.status, Action.publish)
+    articles = {v.article_id: get_article(session, v.article_id) for v in versions}
+    if len(articles) != len(versions):
+        raise InvalidInput("publish_many: at most one version per article")
+    if not versions:
+        return []
+    index.add_versions(
+        [(articles[v.article_id], v, chunks_of(session, v.id or 0)) for v in versions]
+    )
+    old_ids: list[int] = []
+    try:
+        for version in versions:
+            article = articles[version.article_id]
+            if article.published_version_id is not None:
+                old = get_version(session, article.published_version_id)
+                _move(
+                    session,
+                    old,
+                    Action.supersede,
+                    actor.name,
+                    reason=f"replaced by v{version.number}",
+                )
+                old_ids.append(article.published_version_id)
+            _move(session, version, Action.publish, actor.name)
+            for field in ArticleMetaBase.model_fields:
+                setattr(article, field, getattr(version, field))
+            article.published_version_id = version.id
+            session.add(article)
+        audit.lock_ledger(session).epoch += 1
+        session.commit()
+    except BaseException:
+        session.rollback()
+        index.remove_versions([v.id for v in versions if v.id is not None])
+        raise
+    index.remove_versions(old_ids)
+    return versions
+
+
+def _status_now(session: Session, version_id: int) -> Status | None:
+    """The committed status, bypassing the session's cached copy."""
+    status = session.exec(
+        select(ArticleVersion.status).where(col(ArticleVersion.id) == version_id)
+    ).first()
+    return Status(status) if status is not None else None
 
 
 def retire(
