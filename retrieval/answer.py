@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import numpy as np
-import numpy.typing as npt
-
 from governance.models import Audience
 from retrieval.generator import GeneratorError, LlmGenerator
 from retrieval.grounding import GroundingCheck
@@ -176,12 +173,8 @@ class AnswerService:
         if not flag.urgent and self.semantic_triage is not None:
             semantic = self.semantic_triage.check(vector)
             flag = semantic if semantic.escalate else flag
-        passages = self.retriever.search(
-            question,
-            audience=audience,
-            service_lines=service_lines,
-            top_k=top_k,
-            query_vector=vector,
+        passages = self.retriever.search(  # embeds the question again: a thread-local hit
+            question, audience=audience, service_lines=service_lines, top_k=top_k
         )
         relevant = [p for p in passages if p.relevance >= self.min_relevance]
 
@@ -203,7 +196,7 @@ class AnswerService:
         if off_domain(question) and not relevant:
             return abstain(AbstainReason.out_of_scope)
         if not relevant:
-            reason, route = self._why_nothing(vector, question, audience, service_lines, passages)
+            reason, route = self._why_nothing(question, audience, service_lines, passages)
             return abstain(reason, route)
 
         notes: list[str] = []
@@ -252,7 +245,6 @@ class AnswerService:
 
     def _why_nothing(
         self,
-        vector: npt.NDArray[np.float32],
         question: str,
         audience: Audience,
         service_lines: Sequence[str],
@@ -266,23 +258,19 @@ class AnswerService:
         - otherwise `no_relevant_content`, routed to the nearest passage's service line.
         """
         if service_lines:
-            wider = self._best_relevant(vector, question, audience, ())
+            wider = self._best_relevant(question, audience, ())
             if wider is not None:
                 return AbstainReason.out_of_scope, wider.service_line
         if audience == Audience.patient:
-            staff = self._best_relevant(vector, question, Audience.staff, service_lines)
+            staff = self._best_relevant(question, Audience.staff, service_lines)
             if staff is not None and staff.audience == Audience.staff.value:
                 return AbstainReason.restricted, staff.service_line
         return AbstainReason.no_relevant_content, passages[0].service_line if passages else None
 
     def _best_relevant(
-        self,
-        vector: npt.NDArray[np.float32],
-        question: str,
-        audience: Audience,
-        service_lines: Sequence[str],
+        self, question: str, audience: Audience, service_lines: Sequence[str]
     ) -> Passage | None:
         found = self.retriever.search(
-            question, audience=audience, service_lines=service_lines, top_k=3, query_vector=vector
+            question, audience=audience, service_lines=service_lines, top_k=3
         )
         return next((p for p in found if p.relevance >= self.min_relevance), None)

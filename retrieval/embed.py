@@ -67,6 +67,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
+        self._recent = threading.local()  # this thread's last query: one request embeds it once
         self._batcher: MicroBatcher | None = None
         if micro_batch:
             self.enable_micro_batching(micro_batch_wait_ms)
@@ -94,10 +95,14 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> Vector:
+        recent: tuple[str, Vector] | None = getattr(self._recent, "item", None)
+        if recent is not None and recent[0] == text:
+            return recent[1]
         cached = self._cache.get(text)
         if cached is not None:
             return cached
         vector = self._batcher.submit(text) if self._batcher else self.embed([text])[0]
+        self._recent.item = (text, vector)
         if self._cache_size:
             self._cache[text] = vector
             if len(self._cache) > self._cache_size:
