@@ -10,9 +10,13 @@ from ingest.index import IndexSync
 from retrieval.answer import AnswerService
 from retrieval.catalog import Catalog, FreshnessPolicy
 from retrieval.embed import Embedder
+from retrieval.generator import LlmGenerator
+from retrieval.grounding import GroundingCheck, NliModel
 from retrieval.hybrid import Retriever
+from retrieval.rerank import CrossEncoderReranker
 from retrieval.sparse import SparseEncoder
 from retrieval.store import EdgeStore, ServerStore, VectorStore
+from retrieval.triage import SemanticTriage
 
 
 class Runtime:
@@ -61,6 +65,7 @@ class Runtime:
 
     @cached_property
     def retriever(self) -> Retriever:
+        rerank = self.settings.rerank_model
         return Retriever(
             self.store,
             self.embedder,
@@ -69,11 +74,34 @@ class Runtime:
             freshness=FreshnessPolicy(
                 self.settings.freshness_mode, self.settings.freshness_grace_days
             ),
+            reranker=CrossEncoderReranker(rerank) if rerank else None,
+        )
+
+    @cached_property
+    def generator(self) -> LlmGenerator | None:
+        s = self.settings
+        if not (s.llm_base_url and s.llm_model):
+            return None
+        key = s.llm_api_key.get_secret_value() if s.llm_api_key else None
+        return LlmGenerator(s.llm_base_url, s.llm_model, api_key=key, timeout=s.llm_timeout)
+
+    @cached_property
+    def grounding(self) -> GroundingCheck:
+        s = self.settings
+        return GroundingCheck(
+            encoder=self.embedder if s.grounding_embed else None,
+            nli=NliModel(s.nli_model) if s.nli_model else None,
         )
 
     @cached_property
     def answers(self) -> AnswerService:
-        return AnswerService(self.retriever, min_relevance=self.settings.min_relevance)
+        return AnswerService(
+            self.retriever,
+            grounding=self.grounding,
+            generator=self.generator,
+            semantic_triage=SemanticTriage(self.embedder),
+            min_relevance=self.settings.min_relevance,
+        )
 
     def close(self) -> None:
         if "store" in self.__dict__:
