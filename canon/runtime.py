@@ -57,7 +57,7 @@ class Runtime:
 
     @cached_property
     def sync(self) -> IndexSync:
-        return IndexSync(self.store, self.embedder, self.sparse)
+        return IndexSync(self.store, self.embedder, self.sparse, self.engine)
 
     @cached_property
     def catalog(self) -> Catalog:

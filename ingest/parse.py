@@ -110,13 +110,11 @@ def source_fingerprint(path: Path, root: Path, raw: bytes) -> str:
 
 
 def decode_text(path: Path, raw: bytes) -> str:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
-        try:
-            raw = raw.decode("utf-16").encode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"{path}: declares UTF-16 but does not decode as it") from None
     if b"\x00" in raw[:8192]:
-        raise InvalidInput(f"{path}: looks binary (NUL bytes), not a text document")
+        raise InvalidInput(
+            f"{path}: looks binary (NUL bytes), not a text document; "
+            "if it is UTF-16, re-save it as UTF-8"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -12,8 +12,16 @@ from sqlmodel import Session
 
 from governance import service
 from governance.errors import CanonError
+from governance.service import RecordResult
 from ingest.chunk import chunk_blocks
-from ingest.parse import MANIFEST_NAME, SIDECAR_SUFFIX, ParsedFile, parse_file
+from ingest.parse import (
+    MANIFEST_NAME,
+    SIDECAR_SUFFIX,
+    ParsedFile,
+    parse_file,
+    read_bytes,
+    source_fingerprint,
+)
 
 
 class Outcome(StrEnum):
@@ -84,10 +92,16 @@ def ingest(
     max_tokens: int = 200,
     on_file: Callable[[FileResult], None] | None = None,
 ) -> IngestReport:
-    """Each file is its own transaction: a bad file fails alone and changes nothing stored."""
+    """Each file is its own transaction: a bad file fails alone and changes nothing stored.
+
+    A file whose bytes, sidecar and manifests hash to what the article's newest
+    version came from is reported unchanged without being parsed.
+    """
     report = IngestReport()
+    with Session(engine) as session:
+        known = service.latest_sources(session)
     for path, root in iter_files(paths):
-        result = _ingest_one(engine, path, root, author, submit, max_bytes, max_tokens)
+        result = _ingest_one(engine, path, root, author, submit, max_bytes, max_tokens, known)
         report.files.append(result)
         if on_file is not None:
             on_file(result)
@@ -102,11 +116,17 @@ def _ingest_one(
     submit: bool,
     max_bytes: int,
     max_tokens: int,
+    known: dict[str, RecordResult],
 ) -> FileResult:
     if not path.exists():
         return FileResult(str(path), Outcome.failed, error=f"{path}: no such file or folder")
     try:
-        parsed = parse_file(path, root, max_bytes=max_bytes)
+        data = read_bytes(path, max_bytes)
+        fingerprint = source_fingerprint(path, root, data)
+        seen = known.get(fingerprint)
+        if seen is not None:
+            return FileResult(str(path), Outcome.unchanged, seen.article_id, seen.version)
+        parsed = parse_file(path, root, max_bytes=max_bytes, data=data)
         chunks = chunk_blocks(parsed.blocks, parsed.meta.title, max_tokens=max_tokens)
         with Session(engine, expire_on_commit=False) as session:
             try:
@@ -120,6 +140,7 @@ def _ingest_one(
                     source_path=str(path),
                     author=author,
                     submit=submit,
+                    source_hash=fingerprint,
                 )
             except BaseException:
                 session.rollback()
