@@ -1,0 +1,232 @@
+"""Ingest throughput on MedQuAD: first ingest, unchanged re-ingest, 5% changed re-ingest.
+
+"Ingest" here is what `scripts/demo.sh` does to a folder: parse, chunk, store draft
+versions, approve, embed, index and publish everything (ingest.bootstrap.publish_paths).
+The encoder is the floor, so the same passages are also embedded alone, with the
+same batching, and the first ingest is reported against that encoder-only time.
+
+    .venv/bin/python bench/ingest_bench.py --limit 500            # a quick subset
+    .venv/bin/python bench/ingest_bench.py --json bench/results/ingest.json   # all of MedQuAD
+
+MedQuAD: Ben Abacha & Demner-Fushman, BMC Bioinformatics 2019, CC BY 4.0.
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psutil
+from sqlmodel import Session, col, select
+
+from canon.runtime import Runtime
+from canon.settings import Settings
+from evals import medquad
+from governance import service
+from governance.models import Chunk
+from ingest.bootstrap import publish_paths
+from ingest.index import doctor, embed_text
+from ingest.pipeline import IngestReport
+
+
+class RssSampler:
+    """Resident memory every `every` seconds, to show whether it grows with the corpus."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._proc = psutil.Process()
+        self._start = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self._proc.memory_info().rss
+            self.samples.append((time.perf_counter() - self._start, rss))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def quartiles_mb(self) -> list[float]:
+        """RSS (MB) at 25, 50, 75 and 100% of the phase's duration."""
+        if not self.samples:
+            return []
+        n = len(self.samples)
+        return [round(self.samples[min(n - 1, (n * q) // 4)][1] / 2**20, 1) for q in (1, 2, 3, 4)]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def phase(results: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
+    entry: dict[str, Any] = {"load_before": [round(x, 2) for x in os.getloadavg()]}
+    start, cpu = time.perf_counter(), time.process_time()
+    with RssSampler() as sampler:
+        yield entry
+    entry["seconds"] = round(time.perf_counter() - start, 3)
+    # CPU time of this process (all threads): what the work cost, whatever else ran beside it
+    entry["cpu_seconds"] = round(time.process_time() - cpu, 3)
+    entry["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    entry["rss_mb_quartiles"] = sampler.quartiles_mb()
+    entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    results[name] = entry
+
+
+def run_ingest(rt: Runtime, corpus: Path, entry: dict[str, Any]) -> IngestReport:
+    embedded = rt.sync.embedded
+    timings: dict[str, float] = {}
+    report = publish_paths(rt.engine, rt.sync, [corpus], timings=timings)
+    summary = report.summary()
+    chunks = sum(f.chunks for f in report.files)  # of new versions: unchanged files report 0
+    entry.update(
+        summary=summary,
+        chunks_in_new_versions=chunks,
+        passages_embedded=rt.sync.embedded - embedded,
+        passages_from_cache=chunks - (rt.sync.embedded - embedded),
+        steps_seconds={k: round(v, 3) for k, v in timings.items()},
+    )
+    return report
+
+
+def rates(entry: dict[str, Any], files: int, chunks: int) -> None:
+    seconds = entry["seconds"]
+    entry["files_per_s"] = round(files / seconds, 1)
+    entry["chunks_per_s"] = round(chunks / seconds, 1)
+
+
+def change_files(corpus: Path, fraction: float, seed: int) -> list[Path]:
+    """Append a sentence to the last section of a deterministic sample of articles."""
+    files = sorted(p for p in corpus.rglob("*.md") if not p.name.startswith("_"))
+    chosen = random.Random(seed).sample(files, max(1, round(len(files) * fraction)))
+    for path in chosen:
+        text = path.read_text("utf-8").rstrip("\n")
+        path.write_text(text + "\n\nThis page was reviewed again for the ingest benchmark.\n")
+    return chosen
+
+
+def published_texts(rt: Runtime) -> list[str]:
+    """Exactly the passages the first ingest embedded: every published chunk's model input."""
+    texts: list[str] = []
+    with Session(rt.engine) as session:
+        live = service.published_view(session)
+        titles = {vid: v.title for vid, v in live.items()}
+        for chunk in session.exec(
+            select(Chunk).where(col(Chunk.version_id).in_(list(live))).order_by(col(Chunk.id))
+        ).all():
+            texts.append(embed_text(titles[chunk.version_id], chunk.section, chunk.text))
+    return texts
+
+
+def encoder_only(rt: Runtime, texts: list[str], batch: int) -> float:
+    """The same passages through the same embedder, in the same warm-batch groups."""
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        rt.embedder.embed(texts[i : i + batch])
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="MedQuAD documents (all if unset)")
+    parser.add_argument("--change", type=float, default=0.05, help="fraction of files changed")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in the scratch home")
+    args = parser.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="canon-ingest-bench-"))
+    if work.exists():
+        shutil.rmtree(work)
+    corpus, home = work / "corpus", work / "home"
+    docs = medquad.load_documents(limit=args.limit)
+    written = medquad.write_corpus(corpus, docs)
+    settings = Settings(home=home, database_url=args.database_url)
+    rt = Runtime(settings)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "documents": written,
+        "cpus": os.cpu_count(),
+        "database": "sqlite" if args.database_url is None else "postgresql",
+        "index": "qdrant-edge" if settings.qdrant_url is None else "qdrant-server",
+        "chunk_tokens": settings.chunk_tokens,
+        "warm_batch": rt.sync.warm_batch,
+        "embed_batch": rt.embedder.batch_size,
+    }
+    start = time.perf_counter()
+    rt.embedder.embed(["warm-up"])
+    results["model_load_seconds"] = round(time.perf_counter() - start, 2)
+
+    step: Callable[[str], None] = lambda name: print(f"[ingest-bench] {name}", file=sys.stderr)  # noqa: E731
+    step(f"first ingest of {written} documents")
+    with phase(results, "first") as entry:
+        first = run_ingest(rt, corpus, entry)
+    chunks = entry["chunks_in_new_versions"]
+    rates(entry, written, chunks)
+
+    step("encoder only, same passages")
+    texts = published_texts(rt)
+    with phase(results, "encoder_only") as enc:
+        enc["passages"] = len(texts)
+        seconds = encoder_only(rt, texts, rt.sync.warm_batch)
+    enc["passages_per_s"] = round(len(texts) / seconds, 1)
+    first_entry = results["first"]
+    first_entry["over_encoder"] = round(first_entry["seconds"] / enc["seconds"], 3)
+    first_entry["over_encoder_cpu"] = round(first_entry["cpu_seconds"] / enc["cpu_seconds"], 3)
+
+    step("unchanged re-ingest")
+    with phase(results, "unchanged") as entry:
+        run_ingest(rt, corpus, entry)
+    rates(entry, written, chunks)
+    results["unchanged"]["speedup_vs_first"] = round(
+        results["first"]["seconds"] / entry["seconds"], 1
+    )
+
+    step(f"re-ingest with {args.change:.0%} of files changed")
+    changed = change_files(corpus, args.change, seed=7)
+    with phase(results, "changed") as entry:
+        entry["files_changed"] = len(changed)
+        run_ingest(rt, corpus, entry)
+    rates(entry, written, chunks)
+
+    with Session(rt.engine) as session:
+        health = doctor(session, rt.sync, repair=False)
+    results["index_check"] = {
+        "points": health.points,
+        "published_versions": health.published_versions,
+        "healthy": health.healthy,
+    }
+    results["failed_files"] = [f.error for f in first.failed][:20]
+    rt.close()
+    print(json.dumps(results, indent=2))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
