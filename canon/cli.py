@@ -1,7 +1,10 @@
 """`canon`: one CLI for content owners, integrators and QA (`canon COMMAND --help`)."""
 
 import json
+import os
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +19,9 @@ from sqlmodel import Session
 from canon import errors
 from canon.runtime import Runtime
 from canon.settings import Settings
-from governance import audit, keys, service
+from governance import audit, keys, queue, service
+from governance import diff as version_diff
+from governance import freshness as fresh
 from governance.errors import CanonError, InvalidInput, NotFound
 from governance.keys import Scope
 from governance.models import ArticleVersion, Audience, Status
@@ -49,10 +54,18 @@ RoleOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="version number")]
+RevisionOpt = Annotated[
+    int | None,
+    typer.Option(help="the revision you reviewed (`review list`): refuse if it changed since"),
+]
 
 
 def _runtime() -> Runtime:
     return Runtime(Settings())
+
+
+def _policy(rt: Runtime) -> fresh.FreshnessPolicy:
+    return fresh.FreshnessPolicy(rt.settings.freshness_mode, rt.settings.freshness_grace_days)
 
 
 def _actor(name: str, roles: list[Role] | None, default: Role) -> Actor:
@@ -68,6 +81,10 @@ def _pick(session: Session, article_id: str, number: int | None, status: Status)
     raise NotFound(f"article {article_id!r} has no version that is {status.value}")
 
 
+def summary_rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0
+
+
 def _emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
     if as_json:
         out.print_json(json.dumps(data, default=str))
@@ -80,10 +97,19 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders to ingest")],
     submit: Annotated[bool, typer.Option(help="put new versions straight into review")] = False,
     author: Annotated[str, typer.Option(help="recorded as the author of new versions")] = "ingest",
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(help="refuse larger files (default: CANON_MAX_FILE_BYTES)", min=1),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Parse files into draft versions; unchanged files add nothing."""
+    """Parse .md .txt .html .pdf .docx files into draft versions; unchanged files add nothing.
+
+    Metadata comes from front matter, a sidecar `NAME.EXT.meta.yaml`, or `_manifest.yaml`
+    files in the folders above. Exits 1 if any file failed, naming each with its reason.
+    """
     rt = _runtime()
+    started = time.perf_counter()
     total = sum(1 for _ in iter_files(paths))
     with Progress(
         TextColumn("[bold]ingest"),
@@ -113,17 +139,24 @@ def ingest(
             paths,
             author=author,
             submit=submit,
-            max_bytes=rt.settings.max_file_bytes,
+            max_bytes=max_bytes or rt.settings.max_file_bytes,
             max_tokens=rt.settings.chunk_tokens,
             on_file=tick,
         )
-    summary = report.summary()
+    seconds = time.perf_counter() - started
+    summary: dict[str, Any] = report.summary() | {
+        "chunks": chunks,
+        "seconds": round(seconds, 3),
+        "files_per_s": round(summary_rate(len(report.files), seconds), 1),
+        "chunks_per_s": round(summary_rate(chunks, seconds), 1),
+    }
 
     def render() -> None:
         out.print(
             f"created {summary['created']}, new versions {summary['new_version']}, "
             f"unchanged {summary['unchanged']}, failed {summary['failed']} "
-            f"({summary['files']} files)"
+            f"({summary['files']} files, {chunks} new chunks, {seconds:.1f} s, "
+            f"{summary['files_per_s']} files/s)"
         )
         for failure in report.failed:
             out.print(f"[red]failed[/red] {failure.error}", highlight=False)
@@ -157,11 +190,12 @@ def review_list(
     ]
 
     def render() -> None:
-        table = Table("article", "v", "status", "title", "author", "clinical", "audience")
+        table = Table("article", "v", "rev", "status", "title", "author", "clinical", "audience")
         for r in rows:
             table.add_row(
                 r["article_id"],
                 str(r["version"]),
+                str(r["revision"]),
                 r["status"],
                 r["title"],
                 r["author"],
@@ -215,6 +249,7 @@ def review_approve(
     actor: ActorOpt = "reviewer",
     role: RoleOpt = None,
     comment: Annotated[str | None, typer.Option(help="note for the audit trail")] = None,
+    revision: RevisionOpt = None,
 ) -> None:
     """Approve a version in review (not your own; clinical articles need clinical-review)."""
     who = _actor(actor, role, Role.reviewer)
@@ -227,7 +262,7 @@ def review_approve(
     rt = _runtime()
     with Session(rt.engine, expire_on_commit=False) as session:
         picked = _pick(session, _need(article_id), version, Status.in_review)
-        v = service.approve(session, _id(picked), who, comment=comment)
+        v = service.approve(session, _id(picked), who, comment=comment, expected_revision=revision)
         out.print(f"{v.article_id} v{v.number} is {v.status.value}")
 
 
@@ -238,12 +273,19 @@ def review_reject(
     version: VersionOpt = None,
     actor: ActorOpt = "reviewer",
     role: RoleOpt = None,
+    revision: RevisionOpt = None,
 ) -> None:
     """Send a version in review back to draft, with a comment."""
     rt = _runtime()
     with Session(rt.engine, expire_on_commit=False) as session:
         picked = _pick(session, article_id, version, Status.in_review)
-        v = service.reject(session, _id(picked), _actor(actor, role, Role.reviewer), comment)
+        v = service.reject(
+            session,
+            _id(picked),
+            _actor(actor, role, Role.reviewer),
+            comment,
+            expected_revision=revision,
+        )
         out.print(f"{v.article_id} v{v.number} is {v.status.value}")
 
 
@@ -256,6 +298,7 @@ def publish(
     ] = False,
     actor: ActorOpt = "publisher",
     role: RoleOpt = None,
+    revision: RevisionOpt = None,
 ) -> None:
     """Publish an approved version: the only way content reaches the index."""
     rt = _runtime()
@@ -267,7 +310,7 @@ def publish(
             else [_pick(session, _need(article_id), version, Status.approved)]
         )
         for target in targets:
-            v = service.publish(session, _id(target), who, rt.sync)
+            v = service.publish(session, _id(target), who, rt.sync, expected_revision=revision)
             out.print(f"published {v.article_id} v{v.number}")
     rt.close()
 
@@ -368,6 +411,177 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@audit_app.command("list")
+def audit_list(
+    article: Annotated[str | None, typer.Option(help="only this article's events")] = None,
+    after: Annotated[int, typer.Option(help="events after this sequence number")] = 0,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Audit events in chain order: who did what, when, from which state to which, and why."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        rows: list[dict[str, Any]] = [
+            e.model_dump(exclude={"id", "prev_hash"})
+            for e in audit.events(session, article_id=article, after=after, limit=limit)
+        ]
+
+    def render() -> None:
+        table = Table("seq", "at", "actor", "action", "article", "from", "to", "reason")
+        for r in rows:
+            table.add_row(
+                str(r["seq"]),
+                r["at"].isoformat(timespec="seconds"),
+                r["actor"],
+                r["action"],
+                r["article_id"] or "",
+                r["from_status"] or "",
+                r["to_status"] or "",
+                r["reason"] or "",
+            )
+        out.print(table)
+
+    _emit(rows, as_json, render)
+
+
+@review_app.command("queue")
+def review_queue(
+    owner: Annotated[str | None, typer.Option(help="only this owner's articles")] = None,
+    service_line: Annotated[str | None, typer.Option(help="only this service line")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What needs an owner: pending versions, stale content, reader feedback (with counts)."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        items = queue.review_queue(
+            session,
+            rt.retriever.freshness,
+            fresh.utc_today(),
+            owner=owner,
+            service_line=service_line,
+        )
+    rows: list[dict[str, Any]] = [
+        asdict(i) | {"problems": i.problems, "reasons": i.reasons} for i in items
+    ]
+
+    def render() -> None:
+        table = Table("article", "owner", "service line", "waiting", "why", "feedback")
+        for i in items:
+            table.add_row(
+                i.article_id,
+                i.owner,
+                i.service_line,
+                f"v{i.pending_version} {i.pending_status.value} (rev {i.pending_revision})"
+                if i.pending_status
+                else "",
+                "; ".join(i.reasons),
+                ", ".join(f"{k} {n}" for k, n in sorted(i.feedback.items())),
+            )
+        out.print(table)
+
+    _emit(rows, as_json, render)
+
+
+@app.command()
+def diff(
+    article_id: str,
+    from_: Annotated[
+        int | None, typer.Option("--from", help="default: the published version")
+    ] = None,
+    to: Annotated[int | None, typer.Option(help="default: the newest version")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two versions: metadata and a unified diff of the body."""
+    rt = _runtime()
+    with Session(rt.engine) as session:
+        d = version_diff.versions(session, article_id, from_, to)
+    data = asdict(d) | {"added": d.added, "removed": d.removed}
+
+    def render() -> None:
+        out.print(
+            f"{article_id}: v{d.from_version} -> v{d.to_version}, +{d.added} -{d.removed} lines",
+            highlight=False,
+        )
+        for f in d.fields:
+            out.print(f"  {f.name}: {f.old!r} -> {f.new!r}", highlight=False)
+        out.print(d.unified, markup=False, highlight=False, end="")
+
+    _emit(data, as_json, render)
+
+
+@app.command()
+def freshness(
+    owner: Annotated[str | None, typer.Option(help="only this owner's articles")] = None,
+    service_line: Annotated[str | None, typer.Option(help="only this service line")] = None,
+    within_days: Annotated[int, typer.Option(help="also list content due this soon")] = 30,
+    all_articles: Annotated[bool, typer.Option("--all", help="list fresh content too")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Published content that is due, stale or expired, by owner and service line."""
+    rt = _runtime()
+    policy = _policy(rt)
+    with Session(rt.engine) as session:
+        items = fresh.report(
+            session,
+            policy,
+            fresh.utc_today(),
+            soon_days=within_days,
+            include_fresh=all_articles,
+            owner=owner,
+            service_line=service_line,
+        )
+    data = {
+        "mode": policy.mode.value,
+        "grace_days": policy.grace_days,
+        "items": [asdict(i) for i in items],
+        "by_owner": {k: len(v) for k, v in fresh.grouped(items, "owner").items()},
+        "by_service_line": {k: len(v) for k, v in fresh.grouped(items, "service_line").items()},
+    }
+
+    def render() -> None:
+        out.print(f"policy: {policy.mode.value}, grace {policy.grace_days} days")
+        for name, group in fresh.grouped(items, "owner").items():
+            table = Table(
+                "article",
+                "service line",
+                "state",
+                "due",
+                "overdue",
+                "patients",
+                title=f"{name}: {len(group)}",
+            )
+            for i in group:
+                table.add_row(
+                    i.article_id,
+                    i.service_line,
+                    i.state.value,
+                    str(i.review_due or "never reviewed"),
+                    str(i.days_overdue) if i.days_overdue and i.days_overdue > 0 else "",
+                    "withheld" if i.withheld_from_patients else "",
+                )
+            out.print(table)
+        if not items:
+            out.print("nothing is due")
+
+    _emit(data, as_json, render)
+
+
+@app.command()
+def reverify(
+    article_id: str,
+    actor: ActorOpt = "reviewer",
+    role: RoleOpt = None,
+    note: Annotated[str | None, typer.Option(help="what you checked (audit trail)")] = None,
+) -> None:
+    """Confirm unchanged content is still right: its review clock restarts, no new version."""
+    rt = _runtime()
+    with Session(rt.engine, expire_on_commit=False) as session:
+        article = fresh.reverify(
+            session, article_id, _actor(actor, role, Role.reviewer), fresh.utc_today(), note=note
+        )
+    out.print(f"re-verified {article_id}: next review due {article.review_due()}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
@@ -398,6 +612,10 @@ EvalQuestions = Annotated[
 ]
 EvalFusion = Annotated[int | None, typer.Option(help="RRF k for the hybrid configuration")]
 EvalMinRel = Annotated[float | None, typer.Option(help="abstention threshold override")]
+EvalMinCov = Annotated[
+    float | None,
+    typer.Option(help="MedQuAD answers: also abstain below this query-term coverage (measured)"),
+]
 EvalSweep = Annotated[
     bool, typer.Option(help="MedQuAD dev only: sweep fusion k / abstention thresholds")
 ]
@@ -422,6 +640,7 @@ def _run_eval(
     questions: int | None,
     fusion_k: int | None,
     min_relevance: float | None,
+    min_coverage: float | None,
     sweep: bool,
     naive: bool,
     as_json: bool,
@@ -436,6 +655,7 @@ def _run_eval(
             rt.answers.min_relevance = min_relevance
         return rt
 
+    started = time.time()
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -453,7 +673,16 @@ def _run_eval(
 
         if dataset == "medquad":
             results = _run_medquad(
-                suite, split or "dev", scratch, home, limit, questions, sweep, naive, tick
+                suite,
+                split or "dev",
+                scratch,
+                home,
+                limit,
+                questions,
+                min_coverage,
+                sweep,
+                naive,
+                tick,
             )
         else:
             if split is not None or sweep:
@@ -461,12 +690,13 @@ def _run_eval(
             from evals.runner import run_sample
 
             results = run_sample(suite, dataset, scratch, report=tick)
+    results["run"] = _run_info(started)
     violations = gates.check(results)
     comparison = gates.compare(results, json.loads(baseline.read_text("utf-8"))) if baseline else []
     regressed = [row for row in comparison if row["regressed"]]
     results["gates"] = [str(v) for v in violations]
     results["regressions"] = regressed
-    stem = "-".join(p for p in (suite, Path(dataset).stem, split) if p)
+    stem = "-".join(p for p in (suite, Path(dataset).stem, results.get("split")) if p)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path = output_dir / f"{stem}.json"
     json_path.write_text(json.dumps(results, indent=2, default=str))
@@ -508,6 +738,26 @@ def _run_eval(
         raise typer.Exit(1)
 
 
+def _run_info(started: float) -> dict[str, Any]:
+    """Where and how the numbers were made: commit, uncommitted changes, CPU load."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+        except OSError:
+            return ""
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "seconds": round(time.time() - started, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def _run_medquad(
     suite: str,
     split: str,
@@ -515,6 +765,7 @@ def _run_medquad(
     home: Path,
     limit: int | None,
     questions: int | None,
+    min_coverage: float | None,
     sweep: bool,
     naive: bool,
     tick: Callable[[str, int, int], None],
@@ -546,6 +797,7 @@ def _run_medquad(
                 bench,
                 split,  # type: ignore[arg-type]
                 n=questions,
+                min_coverage=min_coverage,
                 sweep=[round(0.30 + 0.025 * i, 3) for i in range(17)] if sweep else (),
                 report=tick,
             )
@@ -565,6 +817,7 @@ def _eval_command(suite: str, doc: str) -> None:
         questions: EvalQuestions = 2000,
         fusion_k: EvalFusion = None,
         min_relevance: EvalMinRel = None,
+        min_coverage: EvalMinCov = None,
         sweep: EvalSweep = False,
         naive: EvalNaive = True,
         as_json: JsonOpt = False,
@@ -580,6 +833,7 @@ def _eval_command(suite: str, doc: str) -> None:
             questions,
             fusion_k,
             min_relevance,
+            min_coverage,
             sweep,
             naive,
             as_json,
