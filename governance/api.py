@@ -421,27 +421,11 @@ def review_queue(
     ]
 
 
-class DueItemPublic(BaseModel):
-    article_id: str
-    title: str
-    owner: str
-    service_line: str
-    audience: str
-    clinical: bool
-    version: int
-    last_reviewed: date | None
-    review_every_days: int
-    review_due: date | None
-    days_overdue: int | None
-    state: Freshness
-    withheld_from_patients: bool
-
-
 class FreshnessPublic(BaseModel):
     mode: FreshnessMode
     grace_days: int
     today: date
-    items: list[DueItemPublic]
+    items: list[freshness.DueItem]
     by_owner: dict[str, int]
     by_service_line: dict[str, int]
 
@@ -472,7 +456,7 @@ def freshness_report(
         mode=policy.mode,
         grace_days=policy.grace_days,
         today=now,
-        items=[DueItemPublic(**asdict(i)) for i in items],
+        items=items,
         by_owner={k: len(v) for k, v in freshness.grouped(items, "owner").items()},
         by_service_line={k: len(v) for k, v in freshness.grouped(items, "service_line").items()},
     )
