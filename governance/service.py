@@ -461,22 +461,9 @@ def publish(
     article = get_article(session, version.article_id)
     index.add_version(article, version, chunks_of(session, version_id))
 
-    old: ArticleVersion | None = None
+    old_id: int | None = None
     try:
-        if article.published_version_id is not None:
-            old = get_version(session, article.published_version_id)
-            if old.status != Status.published:  # another publisher got there first
-                raise Conflict(
-                    f"{article.id} changed under you: v{old.number} is already {old.status.value}"
-                )
-            _move(
-                session, old, Action.supersede, actor.name, reason=f"replaced by v{version.number}"
-            )
-        _move(session, version, Action.publish, actor.name, expected_revision=expected_revision)
-        for field in ArticleMetaBase.model_fields:
-            setattr(article, field, getattr(version, field))
-        article.published_version_id = version.id
-        session.add(article)
+        old_id = _flip(session, article, version, actor, expected_revision=expected_revision)
         audit.lock_ledger(session).epoch += 1
         session.commit()
     except BaseException:
@@ -486,9 +473,35 @@ def publish(
         if _status_now(session, version_id) != Status.published:
             index.remove_version(version_id)
         raise
-    if old is not None and old.id is not None:
-        index.remove_version(old.id)
+    if old_id is not None:
+        index.remove_version(old_id)
     return version
+
+
+def _flip(
+    session: Session,
+    article: Article,
+    version: ArticleVersion,
+    actor: Actor,
+    *,
+    expected_revision: int | None = None,
+) -> int | None:
+    """Step 2 of publishing, inside the caller's transaction: supersede the live version,
+    publish this one and point the article at it. Returns the superseded version's id."""
+    old_id = article.published_version_id
+    if old_id is not None:
+        old = get_version(session, old_id)
+        if old.status != Status.published:  # another publisher got there first
+            raise Conflict(
+                f"{article.id} changed under you: v{old.number} is already {old.status.value}"
+            )
+        _move(session, old, Action.supersede, actor.name, reason=f"replaced by v{version.number}")
+    _move(session, version, Action.publish, actor.name, expected_revision=expected_revision)
+    for field in ArticleMetaBase.model_fields:
+        setattr(article, field, getattr(version, field))
+    article.published_version_id = version.id
+    session.add(article)
+    return old_id
 
 
 def publish_many(
@@ -515,27 +528,21 @@ def publish_many(
     old_ids: list[int] = []
     try:
         for version in versions:
-            article = articles[version.article_id]
-            if article.published_version_id is not None:
-                old = get_version(session, article.published_version_id)
-                _move(
-                    session,
-                    old,
-                    Action.supersede,
-                    actor.name,
-                    reason=f"replaced by v{version.number}",
-                )
-                old_ids.append(article.published_version_id)
-            _move(session, version, Action.publish, actor.name)
-            for field in ArticleMetaBase.model_fields:
-                setattr(article, field, getattr(version, field))
-            article.published_version_id = version.id
-            session.add(article)
+            old_id = _flip(session, articles[version.article_id], version, actor)
+            if old_id is not None:
+                old_ids.append(old_id)
         audit.lock_ledger(session).epoch += 1
         session.commit()
     except BaseException:
         session.rollback()
-        index.remove_versions([v.id for v in versions if v.id is not None])
+        # As in `publish`: never remove points of a version that is live after all.
+        index.remove_versions(
+            [
+                v.id
+                for v in versions
+                if v.id is not None and _status_now(session, v.id) != Status.published
+            ]
+        )
         raise
     index.remove_versions(old_ids)
     return versions
