@@ -17,6 +17,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium
 fi
 export CANON_TEST_OUTPUT=${CANON_TEST_OUTPUT:-$PWD/test-output}  # browser screenshots
+export CANON_REQUIRE_BROWSER=1  # installed above: the browser test must run, never skip
 
 export HF_HUB_OFFLINE=1
 echo "== ruff"; .venv/bin/ruff check .
