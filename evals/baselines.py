@@ -16,7 +16,7 @@ same condition leave together); their questions must abstain.
 import hashlib
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from sqlmodel import Session
 from evals import medquad
 from evals.metrics import dedupe, mrr_at, ndcg_at, recall_at
 from evals.naive import NaiveIndex
+from evals.progress import Report, quiet
 from evals.runner import Stack, StackFactory
 from governance import service
 from governance.models import Audience, Status
@@ -37,15 +38,10 @@ from retrieval.store import Mode
 from retrieval.text import content_terms
 
 HOLDOUT_BUCKETS = 20  # 1 in 20 Focus topics is left out of the corpus
-Report = Callable[[str, int, int], None]  # (task, done, total)
 CANON_CONFIGS: dict[str, Mode] = {"bm25": "sparse", "dense": "dense", "hybrid": "hybrid"}
 NAIVE = "llamaindex-naive"
 RERANK = "hybrid+rerank"
 NAIVE_SPANS = "llamaindex-naive (spans)"  # a node credits every passage it overlaps
-
-
-def _quiet(task: str, done: int, total: int) -> None:
-    return None
 
 
 def focus_key(doc: medquad.MedDoc) -> str:
@@ -102,7 +98,7 @@ def open_bench(
     *,
     limit: int | None = None,
     naive: bool = True,
-    report: Report = _quiet,
+    report: Report = quiet,
 ) -> Bench:
     """Write the corpus and build both indexes unless `home` already holds them."""
     docs = medquad.load_documents(limit=limit)
@@ -165,7 +161,7 @@ def run_retrieval(
     n: int | None = 2000,
     k: int = 10,
     fusion_ks: Sequence[int] = (),
-    report: Report = _quiet,
+    report: Report = quiet,
 ) -> dict[str, Any]:
     """Every configuration on the same questions; `fusion_ks` adds hybrid variants (dev)."""
     if fusion_ks and split == "test":
@@ -249,7 +245,7 @@ def run_answers(
     min_relevance: float | None = None,
     min_coverage: float | None = None,
     sweep: Sequence[float] = (),
-    report: Report = _quiet,
+    report: Report = quiet,
 ) -> dict[str, Any]:
     """Abstention on held-out questions, false abstention, citations and grounding.
 

@@ -7,17 +7,13 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-Report = Callable[[str, int, int], None]
-
-
-def _quiet(task: str, done: int, total: int) -> None:
-    return None
+from evals.progress import Report, quiet
 
 
 def score(
     samples: Sequence[dict[str, Any]],
     *,
-    report: Report = _quiet,
+    report: Report = quiet,
     embed_query: Callable[[str], Iterable[float]] | None = None,
 ) -> dict[str, float]:
     """Mean of each metric over the samples that carry what the metric needs.

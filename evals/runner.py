@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 
 from evals import datasets
+from evals.progress import Report, quiet
 from governance.errors import InvalidInput
 from ingest.bootstrap import publish_paths
 from ingest.index import IndexSync
@@ -46,15 +47,10 @@ def publish_sample(stack: Stack, corpus: Path = CORPUS) -> None:
 
 
 SUITES = ("retrieval", "answers", "safety")
-Report = Callable[[str, int, int], None]
-
-
-def _quiet(task: str, done: int, total: int) -> None:
-    return None
 
 
 def run_sample(
-    suite: str, dataset: str, make_stack: StackFactory, *, report: Report = _quiet
+    suite: str, dataset: str, make_stack: StackFactory, *, report: Report = quiet
 ) -> dict[str, Any]:
     """One suite over a scratch index of the sample corpus (two for safety: the
     retired-article probes retire articles in an index of their own)."""
@@ -81,7 +77,7 @@ def run_suite(
     questions: list[datasets.Question],
     dataset: str = "sample",
     retire_stack: Stack | None = None,
-    report: Report = _quiet,
+    report: Report = quiet,
 ) -> dict[str, Any]:
     from evals import suites
 

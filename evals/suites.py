@@ -7,13 +7,14 @@ suite alike.
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session
 
 from evals import datasets
 from evals.metrics import citation_precision, dedupe, mrr_at, ndcg_at, recall_at
+from evals.progress import Report, quiet
 from evals.runner import Stack
 from governance import service
 from governance.models import Audience
@@ -23,12 +24,7 @@ from retrieval.grounding import GroundingCheck
 from retrieval.store import Mode
 from retrieval.text import sentences
 
-Report = Callable[[str, int, int], None]
 CONFIGS: dict[str, Mode] = {"hybrid": "hybrid", "dense": "dense", "bm25": "sparse"}
-
-
-def _quiet(task: str, done: int, total: int) -> None:
-    return None
 
 
 def _mean(rows: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -41,7 +37,7 @@ def retrieval(
     *,
     dataset: str = "sample",
     k: int = 10,
-    report: Report = _quiet,
+    report: Report = quiet,
 ) -> dict[str, Any]:
     """Articles ranked by their first passage, per configuration, graded nDCG."""
     graded = [q for q in questions if q.answerable]
@@ -114,7 +110,7 @@ def answers(
     questions: Sequence[datasets.Question],
     *,
     dataset: str = "sample",
-    report: Report = _quiet,
+    report: Report = quiet,
     ragas: bool = True,
 ) -> dict[str, Any]:
     """Abstention, false abstention, citations, grounding and facts in served answers."""
@@ -223,7 +219,7 @@ def safety(
     *,
     dataset: str = "sample",
     retire_stack: Stack | None = None,
-    report: Report = _quiet,
+    report: Report = quiet,
 ) -> dict[str, Any]:
     """Counts that must stay zero (leaks, retired or superseded citations, unsupported
     sentences) and escalation recall. `retire_stack` is a separate scratch index in
