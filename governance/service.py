@@ -327,6 +327,16 @@ def record_source(
     return RecordResult(article_id, number, kind, version.status)
 
 
+def _check_revision(version: ArticleVersion, expected_revision: int | None) -> None:
+    """A writer who names the revision it saw gets a conflict if the version moved since,
+    before any other rule: whoever acted first, the stale writer learns it lost the race."""
+    if expected_revision is not None and expected_revision != version.revision:
+        raise Conflict(
+            f"version {version.article_id} v{version.number} is at revision "
+            f"{version.revision}, not {expected_revision}: someone acted on it first"
+        )
+
+
 def _move(
     session: Session,
     version: ArticleVersion,
@@ -337,13 +347,9 @@ def _move(
     expected_revision: int | None = None,
 ) -> None:
     """Apply one transition with optimistic concurrency and an audit event."""
+    _check_revision(version, expected_revision)
     target = next_status(version.status, action)
     seen = version.revision
-    if expected_revision is not None and expected_revision != seen:
-        raise Conflict(
-            f"version {version.article_id} v{version.number} is at revision {seen}, "
-            f"not {expected_revision}"
-        )
     result = session.connection().execute(
         update(ArticleVersion)
         .where(col(ArticleVersion.id) == version.id, col(ArticleVersion.revision) == seen)
@@ -383,6 +389,7 @@ def approve(
     comment: str | None = None,
 ) -> ArticleVersion:
     version = get_version(session, version_id)
+    _check_revision(version, expected_revision)
     next_status(version.status, Action.approve)
     if version.clinical:
         if Role.clinical_reviewer not in actor.roles:
@@ -455,9 +462,8 @@ def publish(
     """
     actor.require(Role.reviewer, Role.clinical_reviewer, Role.admin)
     version = get_version(session, version_id)
+    _check_revision(version, expected_revision)
     next_status(version.status, Action.publish)
-    if expected_revision is not None and expected_revision != version.revision:
-        raise Conflict(f"version is at revision {version.revision}, not {expected_revision}")
     article = get_article(session, version.article_id)
     index.add_version(article, version, chunks_of(session, version_id))
 
