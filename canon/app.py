@@ -15,9 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from canon import errors
 from canon.drafting import markdown_chunker
 from canon.runtime import Runtime
-from governance import ui
+from governance import answer_log, ui
 from governance.api import router as governance_router
 from governance.errors import CanonError
+from governance.keys import KeyCache
 from retrieval.api import router as answers_router
 
 
@@ -92,13 +93,19 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         app.state.index = rt.sync  # governance publishes through this hook
         app.state.chunker = markdown_chunker(rt.settings.chunk_tokens)  # drafts over HTTP
         app.state.freshness = rt.retriever.freshness
-        app.state.answer_log = rt.settings.answer_log
+        app.state.keys = KeyCache(rt.engine)
+        writer = answer_log.Writer(rt.engine) if rt.settings.answer_log else None
+        app.state.answer_log = writer
         if rt.settings.micro_batch:
             rt.embedder.enable_micro_batching(rt.settings.micro_batch_wait_ms)
         rt.embedder.embed_query("warm up")
-        yield
-        if runtime is None:
-            rt.close()
+        try:
+            yield
+        finally:
+            if writer is not None:
+                writer.close()  # what is queued is written before the database closes
+            if runtime is None:
+                rt.close()
 
     app = FastAPI(
         title="Canon",

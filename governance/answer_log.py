@@ -5,10 +5,14 @@ De-identification happens here, before anything is written, so no caller can sto
 a raw question by mistake.
 """
 
+import logging
+import queue
+import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from governance.deid import deidentify
@@ -16,6 +20,7 @@ from governance.errors import InvalidInput, NotFound
 from governance.models import AnswerCitation, AnswerLog, Audience, Feedback, Rating
 
 MAX_COMMENT_CHARS = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,10 @@ class LoggedAnswer:
     log: AnswerLog
     citations: list[AnswerCitation]
     feedback: list[Feedback]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 def record(
@@ -49,35 +58,154 @@ def record(
     citations: Sequence[CitedVersion],
 ) -> AnswerLog:
     """Store one answer; the question is de-identified first. Returns the stored row."""
-    log = AnswerLog(
-        id=str(uuid.uuid4()),
-        key_name=key_name,
-        channel=channel,
-        audience=audience,
-        question_deid=deidentify(question),
-        answer=answer,
-        abstained=abstained,
-        abstain_reason=abstain_reason,
-        escalate=escalate,
-        grounded=grounded,
-        support=support,
-    )
-    session.add(log)
-    session.flush()
-    for ordinal, cited in enumerate(citations):
-        session.add(
-            AnswerCitation(
-                answer_id=log.id,
-                ordinal=ordinal,
-                article_id=cited.article_id,
-                version_id=cited.version_id,
-                version=cited.version,
-                section=cited.section,
+    [row] = _add(
+        session,
+        [
+            Entry(
+                id=new_id(),
+                question=question,
+                answer=answer,
+                channel=channel,
+                audience=audience,
+                key_name=key_name,
+                abstained=abstained,
+                abstain_reason=abstain_reason,
+                escalate=escalate,
+                grounded=grounded,
+                support=support,
+                citations=tuple(citations),
             )
-        )
+        ],
+    )
     session.commit()
-    session.refresh(log)
-    return log
+    session.refresh(row)
+    return row
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An answer waiting to be logged (its question not yet de-identified)."""
+
+    id: str
+    question: str
+    answer: str
+    channel: str
+    audience: Audience
+    key_name: str | None
+    abstained: bool
+    abstain_reason: str | None
+    escalate: bool
+    grounded: bool
+    support: float
+    citations: tuple[CitedVersion, ...] = field(default_factory=tuple)
+
+
+def _add(session: Session, entries: Sequence[Entry]) -> list[AnswerLog]:
+    """Add answers and their citations to the session (the caller commits)."""
+    logs = [
+        AnswerLog(
+            id=entry.id,
+            key_name=entry.key_name,
+            channel=entry.channel,
+            audience=entry.audience,
+            question_deid=deidentify(entry.question),
+            answer=entry.answer,
+            abstained=entry.abstained,
+            abstain_reason=entry.abstain_reason,
+            escalate=entry.escalate,
+            grounded=entry.grounded,
+            support=entry.support,
+        )
+        for entry in entries
+    ]
+    session.add_all(logs)
+    session.flush()  # citations reference their answer
+    session.add_all(
+        AnswerCitation(
+            answer_id=entry.id,
+            ordinal=ordinal,
+            article_id=cited.article_id,
+            version_id=cited.version_id,
+            version=cited.version,
+            section=cited.section,
+        )
+        for entry in entries
+        for ordinal, cited in enumerate(entry.citations)
+    )
+    return logs
+
+
+class Writer:
+    """Writes the answer log off the request path: one thread, one transaction per batch.
+
+    `submit` returns the answer's id at once. `flush` returns when everything submitted
+    before it is committed, so a reader that flushes first (`GET /v1/answers/{id}`,
+    feedback) sees its own answers; `close` writes what is queued, then stops. A batch
+    that fails is retried entry by entry, so one bad entry costs only itself.
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Entry | threading.Event | None] = queue.SimpleQueue()
+        self.written = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="answer-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, entry: Entry) -> str:
+        self._queue.put(entry)
+        return entry.id
+
+    def flush(self, timeout: float = 30.0) -> None:
+        done = threading.Event()
+        self._queue.put(done)
+        if self._thread.is_alive() and not done.wait(timeout):
+            raise TimeoutError("the answer log did not flush in time")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[Entry] = []
+            waiting: list[threading.Event] = []
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    batch.append(item)
+                if stop or len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._write(batch)
+            for event in waiting:
+                event.set()
+
+    def _write(self, batch: list[Entry]) -> None:
+        if not batch:
+            return
+        try:
+            with Session(self._engine) as session:
+                _add(session, batch)
+                session.commit()
+            self.written += len(batch)
+            return
+        except Exception:
+            if len(batch) == 1:
+                self.failed += 1
+                log.exception("answer log: could not store answer %s", batch[0].id)
+                return
+        for entry in batch:
+            self._write([entry])
 
 
 def fetch(session: Session, answer_id: str) -> LoggedAnswer:

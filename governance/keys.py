@@ -8,15 +8,17 @@ SHA-256 sufficient; nothing reversible is stored.
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from governance import audit
 from governance.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from governance.models import ApiKey, Audience, utcnow
+from governance.models import ApiKey, Audience, Ledger, utcnow
 from governance.service import Actor, Role
 
 
@@ -153,6 +155,43 @@ def authenticate(session: Session, presented: str | None) -> Principal:
         audience_pin=key.audience_pin,
         service_lines_pin=_split(key.service_lines_pin),
     )
+
+
+_AUDIT_SEQ = select(Ledger.audit_seq).where(Ledger.id == 1)
+
+
+class KeyCache:
+    """`authenticate` from memory, keyed by the SHA-256 of the whole presented key.
+
+    An entry holds while the audit sequence it was read at is still the database's:
+    creating or revoking a key appends an audit event in the same transaction, so a
+    revoked key fails on the very next request, whichever process revoked it. That
+    check is one primary-key read of the ledger row instead of a key lookup, parse and
+    hash compare. Failures are never cached.
+    """
+
+    def __init__(self, engine: Engine, *, size: int = 1024) -> None:
+        self._engine = engine
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[Principal, int]] = {}
+
+    def authenticate(self, presented: str | None) -> Principal:
+        digest = _hash(presented or "")
+        with self._engine.connect() as connection:
+            # The sequence is read before the key row, so an entry is never stored under a
+            # sequence newer than the row it was built from.
+            seq = connection.execute(_AUDIT_SEQ).scalar() or 0
+            hit = self._entries.get(digest)
+            if hit is not None and hit[1] == seq:
+                return hit[0]
+            with Session(bind=connection) as session:
+                principal = authenticate(session, presented)
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[digest] = (principal, seq)
+        return principal
 
 
 def revoke(session: Session, prefix: str, *, by: str) -> ApiKey:

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from governance.models import Audience
 from retrieval.generator import GeneratorError, LlmGenerator
 from retrieval.grounding import GroundingCheck
@@ -159,6 +162,13 @@ class AnswerService:
         self.semantic_triage = semantic_triage
         self.min_relevance = min_relevance
 
+    @property
+    def waits(self) -> bool:
+        """Whether answering may wait on something slow besides the question's embedding:
+        an LLM endpoint or a reranker model. Without them an answer given its vector is a
+        few milliseconds of CPU (a verbatim extractive sentence needs no model to check)."""
+        return self.generator is not None or self.retriever.reranker is not None
+
     def answer(
         self,
         question: str,
@@ -167,14 +177,21 @@ class AnswerService:
         service_lines: Sequence[str] = (),
         channel: Channel = Channel.chat,
         top_k: int = 5,
+        vector: npt.NDArray[np.float32] | None = None,
     ) -> Answer:
-        vector = self.retriever.embedder.embed_query(question)
+        """`vector`: the question's embedding when the caller has it (else embedded here)."""
+        if vector is None:
+            vector = self.retriever.embedder.embed_query(question)
         flag = triage(question)
         if not flag.urgent and self.semantic_triage is not None:
             semantic = self.semantic_triage.check(vector)
             flag = semantic if semantic.escalate else flag
-        passages = self.retriever.search(  # embeds the question again: a thread-local hit
-            question, audience=audience, service_lines=service_lines, top_k=top_k
+        passages = self.retriever.search(
+            question,
+            audience=audience,
+            service_lines=service_lines,
+            top_k=top_k,
+            query_vector=vector,
         )
         relevant = [p for p in passages if p.relevance >= self.min_relevance]
 
@@ -196,7 +213,7 @@ class AnswerService:
         if off_domain(question) and not relevant:
             return abstain(AbstainReason.out_of_scope)
         if not relevant:
-            reason, route = self._why_nothing(question, audience, service_lines, passages)
+            reason, route = self._why_nothing(question, vector, audience, service_lines, passages)
             return abstain(reason, route)
 
         notes: list[str] = []
@@ -246,6 +263,7 @@ class AnswerService:
     def _why_nothing(
         self,
         question: str,
+        vector: npt.NDArray[np.float32],
         audience: Audience,
         service_lines: Sequence[str],
         passages: Sequence[Passage],
@@ -258,19 +276,23 @@ class AnswerService:
         - otherwise `no_relevant_content`, routed to the nearest passage's service line.
         """
         if service_lines:
-            wider = self._best_relevant(question, audience, ())
+            wider = self._best_relevant(question, vector, audience, ())
             if wider is not None:
                 return AbstainReason.out_of_scope, wider.service_line
         if audience == Audience.patient:
-            staff = self._best_relevant(question, Audience.staff, service_lines)
+            staff = self._best_relevant(question, vector, Audience.staff, service_lines)
             if staff is not None and staff.audience == Audience.staff.value:
                 return AbstainReason.restricted, staff.service_line
         return AbstainReason.no_relevant_content, passages[0].service_line if passages else None
 
     def _best_relevant(
-        self, question: str, audience: Audience, service_lines: Sequence[str]
+        self,
+        question: str,
+        vector: npt.NDArray[np.float32],
+        audience: Audience,
+        service_lines: Sequence[str],
     ) -> Passage | None:
         found = self.retriever.search(
-            question, audience=audience, service_lines=service_lines, top_k=3
+            question, audience=audience, service_lines=service_lines, top_k=3, query_vector=vector
         )
         return next((p for p in found if p.relevance >= self.min_relevance), None)

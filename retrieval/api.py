@@ -1,17 +1,18 @@
 """HTTP surface for the orchestrator and agents: search, answer, the answer log, feedback."""
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session
 
 from governance import answer_log
 from governance.answer_log import CitedVersion
-from governance.api import PrincipalDep, SessionDep
+from governance.api import PrincipalDep, SessionDep, _bearer
 from governance.errors import NotFound
-from governance.keys import Principal, Scope
+from governance.keys import KeyCache, Principal, Scope
 from governance.models import Audience, Rating
 from retrieval.answer import AbstainReason, Answer, AnswerService, Channel
 from retrieval.hybrid import Passage
@@ -224,45 +225,58 @@ class FeedbackRequest(BaseModel):
     )
 
 
-def answer_service(request: Request) -> AnswerService:
+async def answer_service(request: Request) -> AnswerService:
     service: AnswerService = request.app.state.answers
     return service
 
 
 AnswerServiceDep = Annotated[AnswerService, Depends(answer_service)]
 
+
+async def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The calling key, from the in-process cache (a revoked key still fails at once)."""
+    cache: KeyCache = request.app.state.keys
+    return cache.authenticate(credentials.credentials if credentials else None)
+
+
+CallerDep = Annotated[Principal, Depends(caller)]
+
 router = APIRouter(prefix="/v1", tags=["answers"])
 
-
-def _release(session: Session) -> None:
-    """End the authentication read so its pooled connection is not held while the
-    question is embedded and searched (32 concurrent requests would exhaust the pool)."""
-    session.rollback()
+# /v1/search and /v1/answer are async: on the event loop they await the question's
+# embedding from the micro-batcher and then do a few milliseconds of CPU (key check,
+# hybrid query, composer), with no threadpool hop and no 32 threads contending for the
+# GIL. An LLM generator or a reranker moves the answer itself to a worker thread.
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(
-    body: SearchRequest, answers: AnswerServiceDep, who: PrincipalDep, session: SessionDep
-) -> SearchResponse:
+async def search(body: SearchRequest, answers: AnswerServiceDep, who: CallerDep) -> SearchResponse:
     """Ranked passages from published content the audience may see."""
     who.require(Scope.answer)
-    _release(session)
-    passages = answers.retriever.search(
-        body.question,
-        audience=who.audience(body.audience),
-        service_lines=who.service_lines(body.service_lines),
-        top_k=body.top_k,
-    )
+    audience = who.audience(body.audience)
+    service_lines = who.service_lines(body.service_lines)
+    retriever = answers.retriever
+    vector = await retriever.embedder.embed_query_async(body.question)
+
+    def run() -> list[Passage]:
+        return retriever.search(
+            body.question,
+            audience=audience,
+            service_lines=service_lines,
+            top_k=body.top_k,
+            query_vector=vector,
+        )
+
+    passages = await asyncio.to_thread(run) if retriever.reranker else run()
     return SearchResponse(passages=[Citation.of(p) for p in passages])
 
 
 @router.post("/answer", response_model=AnswerResponse)
-def answer(
-    body: AnswerRequest,
-    answers: AnswerServiceDep,
-    who: PrincipalDep,
-    session: SessionDep,
-    request: Request,
+async def answer(
+    body: AnswerRequest, answers: AnswerServiceDep, who: CallerDep, request: Request
 ) -> AnswerResponse:
     """A grounded answer with a citation on every sentence, or an abstention with a reason.
 
@@ -270,35 +284,43 @@ def answer(
     cited; `answer_id` finds it again and takes feedback.
     """
     who.require(Scope.answer)
-    _release(session)
     audience = who.audience(body.audience)
-    result = answers.answer(
-        body.question,
-        audience=audience,
-        service_lines=who.service_lines(body.service_lines),
-        channel=body.channel,
-        top_k=body.top_k,
-    )
-    response = _response(result)
-    if getattr(request.app.state, "answer_log", True):
-        logged = answer_log.record(
-            session,
-            question=body.question,
-            answer=result.text,
-            channel=body.channel.value,
+    service_lines = who.service_lines(body.service_lines)
+    vector = await answers.retriever.embedder.embed_query_async(body.question)
+
+    def run() -> Answer:
+        return answers.answer(
+            body.question,
             audience=audience,
-            key_name=who.name,
-            abstained=result.abstained,
-            abstain_reason=result.abstain_reason.value if result.abstain_reason else None,
-            escalate=result.escalate,
-            grounded=result.grounded,
-            support=response.support,
-            citations=[
-                CitedVersion(c.article_id, v, c.version, c.section)
-                for c, v in zip(response.citations, _version_ids(result), strict=True)
-            ],
+            service_lines=service_lines,
+            channel=body.channel,
+            top_k=body.top_k,
+            vector=vector,
         )
-        response.answer_id = logged.id
+
+    result = await asyncio.to_thread(run) if answers.waits else run()
+    response = _response(result)
+    writer: answer_log.Writer | None = request.app.state.answer_log
+    if writer is not None:
+        response.answer_id = writer.submit(
+            answer_log.Entry(
+                id=answer_log.new_id(),
+                question=body.question,
+                answer=result.text,
+                channel=body.channel.value,
+                audience=audience,
+                key_name=who.name,
+                abstained=result.abstained,
+                abstain_reason=result.abstain_reason.value if result.abstain_reason else None,
+                escalate=result.escalate,
+                grounded=result.grounded,
+                support=response.support,
+                citations=tuple(
+                    CitedVersion(c.article_id, v, c.version, c.section)
+                    for c, v in zip(response.citations, _version_ids(result), strict=True)
+                ),
+            )
+        )
     return response
 
 
@@ -340,6 +362,13 @@ def _response(result: Answer) -> AnswerResponse:
     )
 
 
+def _flush(request: Request) -> None:
+    """Answers are logged in the background: a reader first waits for those already given."""
+    writer: answer_log.Writer | None = request.app.state.answer_log
+    if writer is not None:
+        writer.flush()
+
+
 def _readable(who: Principal, logged: answer_log.LoggedAnswer) -> None:
     """Reviewers and admins read any logged answer; an answering key only its own."""
     if who.scopes.intersection(READ_ANY_LOG):
@@ -369,9 +398,12 @@ def _feedback_public(row: Any, versions: list[LoggedCitation]) -> FeedbackPublic
 
 
 @router.get("/answers/{answer_id}", response_model=LoggedAnswerPublic)
-def get_answer(answer_id: str, session: SessionDep, who: PrincipalDep) -> LoggedAnswerPublic:
+def get_answer(
+    answer_id: str, session: SessionDep, who: PrincipalDep, request: Request
+) -> LoggedAnswerPublic:
     """A logged answer: the de-identified question, the answer, the exact versions cited."""
     who.require(Scope.answer, *READ_ANY_LOG)
+    _flush(request)
     logged = answer_log.fetch(session, answer_id)
     _readable(who, logged)
     versions = _versions(logged)
@@ -394,9 +426,12 @@ def get_answer(answer_id: str, session: SessionDep, who: PrincipalDep) -> Logged
 
 
 @router.post("/feedback", response_model=FeedbackPublic, status_code=201)
-def feedback(body: FeedbackRequest, session: SessionDep, who: PrincipalDep) -> FeedbackPublic:
+def feedback(
+    body: FeedbackRequest, session: SessionDep, who: PrincipalDep, request: Request
+) -> FeedbackPublic:
     """A judgment on a logged answer, linked to the versions it cited (owners see it in review)."""
     who.require(Scope.answer, *READ_ANY_LOG)
+    _flush(request)
     logged = answer_log.fetch(session, body.answer_id)
     _readable(who, logged)
     row = answer_log.add_feedback(

@@ -1,8 +1,9 @@
 """Micro-batching of query embeddings: concurrent callers share one encoder call.
 
-Callers block on a future while one worker thread encodes. Whatever arrived while the
-previous batch was encoding goes into the next batch, so a lone caller pays no wait
-and 32 concurrent callers pay for a few batched calls instead of 32 single ones.
+Callers block on a future (or await it, on an event loop) while one worker thread
+encodes. Whatever arrived while the previous batch was encoding goes into the next
+batch, so a lone caller pays no wait and 32 concurrent callers pay for a few batched
+calls instead of 32 single ones.
 An optional window (`max_wait_ms`) holds a batch open a little longer to fill it.
 """
 
@@ -32,9 +33,13 @@ class MicroBatcher:
         self._worker.start()
 
     def submit(self, text: str) -> npt.NDArray[np.float32]:
+        return self.future(text).result()
+
+    def future(self, text: str) -> Future[npt.NDArray[np.float32]]:
+        """The vector, later: for callers that wait without blocking a thread (asyncio)."""
         future: Future[npt.NDArray[np.float32]] = Future()
         self._queue.put((text, future))
-        return future.result()
+        return future
 
     def close(self) -> None:
         self._queue.put(None)

@@ -8,13 +8,15 @@ view, which reloads only when the ledger epoch moves (one tiny query a request).
 import threading
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from governance import service
 from governance.freshness import FreshnessMode, FreshnessPolicy
-from governance.models import LiveVersion
+from governance.models import Ledger, LiveVersion
 
 __all__ = ["Catalog", "FreshnessMode", "FreshnessPolicy"]
+
+_EPOCH = select(Ledger.epoch).where(Ledger.id == 1)  # built once: the check runs per request
 
 
 class Catalog:
@@ -25,11 +27,11 @@ class Catalog:
         self._live: dict[int, LiveVersion] = {}
 
     def live(self) -> dict[int, LiveVersion]:
-        with Session(self._engine) as session:
-            current = service.epoch(session)
+        with self._engine.connect() as connection:
+            current = connection.execute(_EPOCH).scalar() or 0
             if current == self._epoch:
                 return self._live
-            with self._lock:
+            with self._lock, Session(bind=connection) as session:
                 if current != self._epoch:
                     self._live = service.published_view(session)
                     self._epoch = current

@@ -1,5 +1,6 @@
 """Dense embeddings from a local sentence-transformers model (never a hub download)."""
 
+import asyncio
 import importlib
 import os
 import threading
@@ -103,8 +104,22 @@ class Embedder:
             return cached
         vector = self._batcher.submit(text) if self._batcher else self.embed([text])[0]
         self._recent.item = (text, vector)
+        self._remember(text, vector)
+        return vector
+
+    async def embed_query_async(self, text: str) -> Vector:
+        """`embed_query` for an event loop: awaits the micro-batcher, holds no thread."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        if self._batcher is None:
+            return await asyncio.to_thread(self.embed_query, text)
+        vector = await asyncio.wrap_future(self._batcher.future(text))
+        self._remember(text, vector)
+        return vector
+
+    def _remember(self, text: str, vector: Vector) -> None:
         if self._cache_size:
             self._cache[text] = vector
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return vector

@@ -1,0 +1,119 @@
+"""The serving shortcuts keep their promises: a cached key still dies on revocation, and
+the answer log written in the background is readable at once and complete at shutdown."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from canon.app import create_app
+from canon.runtime import Runtime
+from governance import answer_log, keys
+from governance.answer_log import CitedVersion, Entry
+from governance.models import AnswerCitation, AnswerLog, Audience
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime)) as client:
+        yield client
+
+
+def test_a_cached_key_fails_on_the_next_request_after_revocation(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with Session(runtime.engine) as s:
+        key, secret = keys.create(s, name="agent", scopes=["answer"], created_by="test")
+    for _ in range(3):  # authenticated from the cache after the first
+        response = client.post("/v1/search", json={"question": "hours"}, headers=_bearer(secret))
+        assert response.status_code == 200, response.text
+    with Session(runtime.engine) as s:  # as `canon keys revoke` does, from any process
+        keys.revoke(s, key.prefix, by="admin")
+    for path in ("/v1/search", "/v1/answer"):
+        refused = client.post(path, json={"question": "hours"}, headers=_bearer(secret))
+        assert refused.status_code == 401
+        assert "revoked" in refused.json()["error"]["message"]
+
+
+def test_the_cache_matches_the_whole_key_not_its_prefix(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with Session(runtime.engine) as s:
+        _key, secret = keys.create(s, name="agent", scopes=["answer"], created_by="test")
+    assert client.post("/v1/search", json={"question": "x"}, headers=_bearer(secret)).is_success
+    forged = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
+    assert (
+        client.post("/v1/search", json={"question": "x"}, headers=_bearer(forged)).status_code
+        == 401
+    )
+
+
+def test_pins_still_hold_for_a_cached_key(client: TestClient, runtime: Runtime) -> None:
+    with Session(runtime.engine) as s:
+        _key, secret = keys.create(
+            s, name="chat", scopes=["answer"], created_by="test", audience=Audience.patient
+        )
+    h = _bearer(secret)
+    assert client.post("/v1/search", json={"question": "x"}, headers=h).status_code == 200
+    staff = {"question": "x", "audience": "staff"}
+    assert client.post("/v1/search", json=staff, headers=h).status_code == 403
+    assert client.post("/v1/answer", json=staff, headers=h).status_code == 403
+
+
+def test_every_answer_given_is_in_the_log_once_the_server_stops(sample_runtime: Runtime) -> None:
+    with Session(sample_runtime.engine) as s:
+        _key, secret = keys.create(s, name="shutdown", scopes=["answer"], created_by="test")
+    ids = []
+    with TestClient(create_app(sample_runtime)) as client:
+        for question in ["billing phone hours?", "Where do I park?", "MRI preparation"] * 4:
+            body = client.post(
+                "/v1/answer", json={"question": question}, headers=_bearer(secret)
+            ).json()
+            ids.append(body["answer_id"])
+    with Session(sample_runtime.engine) as s:
+        stored = s.exec(select(AnswerLog.id).where(AnswerLog.key_name == "shutdown")).all()
+    assert sorted(stored) == sorted(ids)
+
+
+def _entry(engine: Engine, version_id: int) -> Entry:
+    return Entry(
+        id=answer_log.new_id(),
+        question="call me on 617-555-0142",
+        answer="",
+        channel="chat",
+        audience=Audience.patient,
+        key_name="writer",
+        abstained=True,
+        abstain_reason="no_relevant_content",
+        escalate=False,
+        grounded=False,
+        support=0.0,
+        citations=(CitedVersion("a", version_id, 1, "s"),),
+    )
+
+
+def test_the_writer_flushes_on_demand_and_one_bad_entry_costs_only_itself(
+    sample_runtime: Runtime,
+) -> None:
+    engine = sample_runtime.engine
+    live = next(iter(sample_runtime.catalog.live()))
+    writer = answer_log.Writer(engine)
+    good = [writer.submit(_entry(engine, live)) for _ in range(5)]
+    bad = writer.submit(_entry(engine, 10**9))  # cites no stored version: the insert fails
+    good.append(writer.submit(_entry(engine, live)))
+    writer.flush()
+    with Session(engine) as s:
+        stored = set(s.exec(select(AnswerLog.id).where(AnswerLog.key_name == "writer")).all())
+        cited = s.exec(select(AnswerCitation).where(AnswerCitation.answer_id == good[0])).all()
+        questions = s.exec(select(AnswerLog.question_deid).where(AnswerLog.id == good[0])).all()
+    assert set(good) <= stored and bad not in stored
+    assert [c.version_id for c in cited] == [live]
+    assert "555-0142" not in questions[0]
+    assert writer.failed == 1
+    writer.close()
