@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,22 +15,11 @@ from canon import errors
 from canon.drafting import markdown_chunker
 from canon.runtime import Runtime
 from governance import answer_log, ui
+from governance.api import documented
 from governance.api import router as governance_router
 from governance.errors import CanonError
 from governance.keys import KeyCache
 from retrieval.api import router as answers_router
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: list[dict[str, Any]] | None = None
-
-
-class ErrorResponse(BaseModel):
-    """The one error shape every endpoint uses."""
-
-    error: ErrorBody
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -112,16 +100,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version="0.1.0",
         summary="Governed knowledge and grounded answers for a health system's digital front door.",
         lifespan=lifespan,
-        responses={
-            status: {"model": ErrorResponse, "description": description}
-            for status, description in [
-                (401, "no key, an unknown key or a revoked key"),
-                (403, "the key lacks the scope, or asks outside its pins"),
-                (404, "not found"),
-                (413, "request body too large"),
-                (422, "invalid request"),
-            ]
-        },
+        responses=documented(400, 401, 403, 404, 413, 422),
     )
     app.state.runtime = rt
     app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)
@@ -143,8 +122,13 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        response = _error(exc.status_code, code, str(exc.detail))
+        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        message = str(exc.detail)
+        if exc.status_code == 400:  # Starlette could not decode the body (not JSON, not UTF-8)
+            message = f"body: {message[:1].lower()}{message[1:]}"
+        response = _error(exc.status_code, code, message)
         response.headers.update(exc.headers or {})
         return response
 

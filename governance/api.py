@@ -9,9 +9,9 @@ application puts on `app.state.index`, so governance never imports ingest.
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -55,6 +55,41 @@ def get_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 CONTENT_SCOPES = (Scope.author, Scope.review, Scope.clinical_review, Scope.admin)
+VersionNumber = Annotated[
+    int, Path(ge=1, le=service.MAX_VERSION_NUMBER, description="the version's number (1, 2, ...)")
+]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape every endpoint uses."""
+
+    error: ErrorBody
+
+
+ERRORS: dict[int, str] = {
+    400: "the body could not be parsed",
+    401: "no key, an unknown key or a revoked key",
+    403: "the key lacks the scope, or asks outside its pins",
+    404: "not found",
+    409: "the version moved on: a stale If-Match, or a move its state does not allow",
+    413: "request body too large",
+    422: "invalid request: the message and details name the field at fault",
+    428: "If-Match is required: send the revision you reviewed",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries, in the shared error shape, for the given error statuses."""
+    return {s: {"model": ErrorResponse, "description": ERRORS[s]} for s in statuses}
+
+
+MOVE_ERRORS = documented(409, 428)
 
 router = APIRouter(prefix="/v1", tags=["governance"])
 
@@ -161,8 +196,11 @@ def today() -> date:
 IndexDep = Annotated[IndexHook, Depends(get_index)]
 PolicyDep = Annotated[FreshnessPolicy, Depends(get_policy)]
 IfMatch = Annotated[
-    str | None,
-    Header(description='the revision you saw, from the ETag of GET .../versions/{n}, e.g. "3"'),
+    str,
+    Header(
+        pattern=r'^\s*((W/)?"?\d{1,10}"?)?\s*$',
+        description='the revision you saw, from the ETag of GET .../versions/{n}, e.g. "3"',
+    ),
 ]
 
 
@@ -202,7 +240,11 @@ def _moved(response: Response, version: ArticleVersion) -> ArticleVersion:
 
 @router.get("/articles/{article_id}/versions/{number}", response_model=VersionDetail)
 def get_version(
-    article_id: str, number: int, session: SessionDep, who: PrincipalDep, response: Response
+    article_id: str,
+    number: VersionNumber,
+    session: SessionDep,
+    who: PrincipalDep,
+    response: Response,
 ) -> ArticleVersion:
     """One version with its body; the ETag is its revision, for If-Match on the next move."""
     who.require(*CONTENT_SCOPES)
@@ -225,10 +267,14 @@ class ReverifyBody(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-@router.post("/articles/{article_id}/versions/{number}/submit", response_model=VersionPublic)
+@router.post(
+    "/articles/{article_id}/versions/{number}/submit",
+    response_model=VersionPublic,
+    responses=documented(409),
+)
 def submit_version(
     article_id: str,
-    number: int,
+    number: VersionNumber,
     session: SessionDep,
     who: PrincipalDep,
     response: Response,
@@ -239,14 +285,18 @@ def submit_version(
     return _moved(response, service.submit(session, version.id, who.actor()))
 
 
-@router.post("/articles/{article_id}/versions/{number}/approve", response_model=VersionPublic)
+@router.post(
+    "/articles/{article_id}/versions/{number}/approve",
+    response_model=VersionPublic,
+    responses=MOVE_ERRORS,
+)
 def approve_version(
     article_id: str,
-    number: int,
+    number: VersionNumber,
     session: SessionDep,
     who: PrincipalDep,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch = "",
     body: ReviewBody | None = None,
 ) -> ArticleVersion:
     """Approve a version in review: not your own; clinical articles need clinical-review.
@@ -264,15 +314,19 @@ def approve_version(
     return _moved(response, approved)
 
 
-@router.post("/articles/{article_id}/versions/{number}/reject", response_model=VersionPublic)
+@router.post(
+    "/articles/{article_id}/versions/{number}/reject",
+    response_model=VersionPublic,
+    responses=MOVE_ERRORS,
+)
 def reject_version(
     article_id: str,
-    number: int,
+    number: VersionNumber,
     body: RejectBody,
     session: SessionDep,
     who: PrincipalDep,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch = "",
 ) -> ArticleVersion:
     """Send a version in review back to its author with a comment."""
     version = _version(session, article_id, number)
@@ -287,15 +341,19 @@ def reject_version(
     return _moved(response, rejected)
 
 
-@router.post("/articles/{article_id}/versions/{number}/publish", response_model=VersionPublic)
+@router.post(
+    "/articles/{article_id}/versions/{number}/publish",
+    response_model=VersionPublic,
+    responses=MOVE_ERRORS,
+)
 def publish_version(
     article_id: str,
-    number: int,
+    number: VersionNumber,
     session: SessionDep,
     who: PrincipalDep,
     index: IndexDep,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch = "",
 ) -> ArticleVersion:
     """Publish an approved version (`If-Match` required; a stale revision is 409)."""
     version = _version(session, article_id, number)
@@ -310,7 +368,9 @@ def publish_version(
     return _moved(response, published)
 
 
-@router.post("/articles/{article_id}/retire", response_model=VersionPublic)
+@router.post(
+    "/articles/{article_id}/retire", response_model=VersionPublic, responses=documented(409)
+)
 def retire_article(
     article_id: str, body: ReasonBody, session: SessionDep, who: PrincipalDep, index: IndexDep
 ) -> ArticleVersion:
@@ -318,7 +378,9 @@ def retire_article(
     return service.retire(session, article_id, who.actor(), body.reason, index)
 
 
-@router.post("/articles/{article_id}/reverify", response_model=ArticlePublic)
+@router.post(
+    "/articles/{article_id}/reverify", response_model=ArticlePublic, responses=documented(409)
+)
 def reverify_article(
     article_id: str,
     session: SessionDep,
@@ -375,9 +437,18 @@ def article_diff(
     session: SessionDep,
     who: PrincipalDep,
     from_: Annotated[
-        int | None, Query(alias="from", description="default: the published version")
+        int | None,
+        Query(
+            alias="from",
+            ge=1,
+            le=service.MAX_VERSION_NUMBER,
+            description="default: the published version",
+        ),
     ] = None,
-    to: Annotated[int | None, Query(description="default: the newest version")] = None,
+    to: Annotated[
+        int | None,
+        Query(ge=1, le=service.MAX_VERSION_NUMBER, description="default: the newest version"),
+    ] = None,
 ) -> DiffPublic:
     """Metadata changes and a line diff of the body between two versions."""
     who.require(*CONTENT_SCOPES)
@@ -510,7 +581,9 @@ def audit_events(
     session: SessionDep,
     who: PrincipalDep,
     article_id: str | None = None,
-    after: Annotated[int, Query(ge=0, description="events after this sequence number")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**31 - 1, description="events after this sequence number")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEvent]:
     """The audit trail in order (admins; content roles see events of a named article)."""
@@ -573,7 +646,11 @@ def revoke_key(prefix: str, session: SessionDep, who: PrincipalDep) -> ApiKey:
 
 
 class DraftIn(ArticleMetaBase):
-    body: str = Field(min_length=1, description="Markdown")
+    title: str = Field(min_length=1, max_length=500)
+    owner: str = Field(min_length=1, max_length=200)
+    service_line: str = Field(min_length=1, max_length=100)
+    review_every_days: int = Field(default=365, ge=1, le=drafts.MAX_REVIEW_DAYS)
+    body: str = Field(min_length=1, max_length=drafts.MAX_BODY_CHARS, description="Markdown")
     submit: bool = Field(default=False, description="send straight to review")
 
 
@@ -586,10 +663,16 @@ def get_chunker(request: Request) -> Chunker:
     "/articles/{article_id}/versions",
     response_model=VersionPublic,
     status_code=201,
-    responses={200: {"description": "unchanged content: the existing version, nothing added"}},
+    responses={
+        200: {"description": "unchanged content: the existing version, nothing added"},
+        **documented(409),
+    },
 )
 def write_draft(
-    article_id: str,
+    article_id: Annotated[
+        str,
+        Path(max_length=200, pattern=r"^[^/\\\s?#]+$", description="a slug: no spaces or /?#"),
+    ],
     draft: DraftIn,
     session: SessionDep,
     who: PrincipalDep,

@@ -15,6 +15,7 @@ from governance.models import ArticleMetaBase, ChunkDraft
 from governance.service import Actor, RecordResult, Role, record_source
 
 MAX_BODY_CHARS = 200_000
+MAX_REVIEW_DAYS = 36_500  # a review interval past a century is a typo, and overflows dates
 
 
 class Chunker(Protocol):
@@ -48,8 +49,8 @@ def write(
         raise InvalidInput("body: a draft needs text")
     if len(body) > MAX_BODY_CHARS:
         raise InvalidInput(f"body: at most {MAX_BODY_CHARS} characters")
-    if meta.review_every_days <= 0:
-        raise InvalidInput("review_every_days: must be positive")
+    if not 0 < meta.review_every_days <= MAX_REVIEW_DAYS:
+        raise InvalidInput(f"review_every_days: must be between 1 and {MAX_REVIEW_DAYS}")
     return record_source(
         session,
         article_id=article_id,

@@ -33,6 +33,7 @@ from governance.models import (
 
 POINT_NAMESPACE = uuid.UUID("6f1c1c52-7f0e-4d1e-9d0a-0c2f3c1a9b11")
 PENDING = (Status.draft, Status.in_review, Status.approved)
+MAX_VERSION_NUMBER = 2**31 - 1  # the largest number an INTEGER column holds on PostgreSQL
 
 
 class Role(StrEnum):
@@ -114,6 +115,8 @@ def get_article(session: Session, article_id: str) -> Article:
 
 def find_version(session: Session, article_id: str, number: int | None = None) -> ArticleVersion:
     """An article's version by number, or its newest version."""
+    if number is not None and not 1 <= number <= MAX_VERSION_NUMBER:
+        raise NotFound(f"version {number} of article {article_id!r} does not exist")
     query = select(ArticleVersion).where(ArticleVersion.article_id == article_id)
     if number is not None:
         query = query.where(ArticleVersion.number == number)

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from governance.drafts import MAX_REVIEW_DAYS
 from governance.errors import InvalidInput
 from governance.models import ArticleMetaBase, Audience
 from ingest import offline  # noqa: F401  (must run before unstructured partitions anything)
@@ -234,8 +235,10 @@ def build_meta(
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InvalidInput(f"{path}: field {field!r}: {first['msg']}") from None
-    if meta.review_every_days <= 0:
-        raise InvalidInput(f"{path}: field 'review_every_days' must be positive")
+    if not 0 < meta.review_every_days <= MAX_REVIEW_DAYS:
+        raise InvalidInput(
+            f"{path}: field 'review_every_days' must be between 1 and {MAX_REVIEW_DAYS}"
+        )
     if not meta.title.strip() or not meta.owner.strip() or not meta.service_line.strip():
         raise InvalidInput(f"{path}: fields 'title', 'owner' and 'service_line' must not be blank")
     return article_id, meta
