@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from canon import errors
 from canon.drafting import markdown_chunker
+from canon.nul_guard import NulGuard
 from canon.runtime import Runtime
 from governance import answer_log, ui
 from governance.api import documented
@@ -103,7 +104,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         responses=documented(400, 401, 403, 404, 413, 422),
     )
     app.state.runtime = rt
-    app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)
+    app.add_middleware(NulGuard)
+    app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)  # outermost
 
     @app.exception_handler(CanonError)
     async def canon_error(_request: Request, exc: CanonError) -> JSONResponse:
