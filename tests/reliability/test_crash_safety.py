@@ -33,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +125,7 @@ class Tally:
     orphans: int = 0
     commits: int = 0
     published: int = 0
-    seconds: Counter[str] = field(default_factory=Counter)  # where the run's time went
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
 def canon(z: Zygote, home: Home, *argv: str) -> tuple[int, str, str]:
