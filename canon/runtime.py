@@ -1,11 +1,13 @@
 """Builds Canon's collaborators from settings, each once, only when first needed."""
 
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from canon.settings import Settings
 from governance.db import init_db, make_engine
+from governance.errors import InvalidInput
 from ingest.index import IndexSync
 from retrieval.answer import AnswerService
 from retrieval.catalog import Catalog, FreshnessPolicy
@@ -35,7 +37,13 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.embed_model, cache_size=self.settings.query_cache_size)
+        s = self.settings
+        return Embedder(
+            s.embed_model,
+            backend=s.embed_backend,
+            onnx_cache=s.onnx_cache,
+            cache_size=s.query_cache_size,
+        )
 
     @cached_property
     def sparse(self) -> SparseEncoder:
@@ -53,7 +61,22 @@ class Runtime:
                 shard_number=s.qdrant_shards,
                 replication_factor=s.qdrant_replicas,
             )
+        self._check_encoder(s.home / "index.encoder")
         return EdgeStore(s.shard_path, self.embedder.dim)
+
+    def _check_encoder(self, marker: Path) -> None:
+        """An embedded index holds one encoder's vectors: refuse to query it with another's."""
+        key = self.embedder.cache_key
+        if marker.is_file():
+            built = marker.read_text().strip()
+            if built != key:
+                raise InvalidInput(
+                    f"the index under {self.settings.home} was built with encoder {built!r}, "
+                    f"not {key!r}: set CANON_EMBED_BACKEND to match, or build a new CANON_HOME"
+                )
+            return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(key + "\n")
 
     @cached_property
     def sync(self) -> IndexSync:

