@@ -280,6 +280,7 @@ def submit_version(
     response: Response,
 ) -> ArticleVersion:
     """Send a draft to review (author or admin)."""
+    who.require(*CONTENT_SCOPES)  # an answering key learns nothing, not even what exists
     version = _version(session, article_id, number)
     assert version.id is not None
     return _moved(response, service.submit(session, version.id, who.actor()))
@@ -302,6 +303,7 @@ def approve_version(
     """Approve a version in review: not your own; clinical articles need clinical-review.
 
     `If-Match` is required; a stale revision is 409."""
+    who.require(*CONTENT_SCOPES)  # an answering key learns nothing, not even what exists
     version = _version(session, article_id, number)
     assert version.id is not None
     approved = service.approve(
@@ -329,6 +331,7 @@ def reject_version(
     if_match: IfMatch = "",
 ) -> ArticleVersion:
     """Send a version in review back to its author with a comment."""
+    who.require(*CONTENT_SCOPES)  # an answering key learns nothing, not even what exists
     version = _version(session, article_id, number)
     assert version.id is not None
     rejected = service.reject(
@@ -356,6 +359,7 @@ def publish_version(
     if_match: IfMatch = "",
 ) -> ArticleVersion:
     """Publish an approved version (`If-Match` required; a stale revision is 409)."""
+    who.require(*CONTENT_SCOPES)  # an answering key learns nothing, not even what exists
     version = _version(session, article_id, number)
     assert version.id is not None
     published = service.publish(
@@ -375,6 +379,7 @@ def retire_article(
     article_id: str, body: ReasonBody, session: SessionDep, who: PrincipalDep, index: IndexDep
 ) -> ArticleVersion:
     """Withdraw the published version from every reader (admin); history stays."""
+    who.require(*CONTENT_SCOPES)
     return service.retire(session, article_id, who.actor(), body.reason, index)
 
 
@@ -388,6 +393,7 @@ def reverify_article(
     body: ReverifyBody | None = None,
 ) -> ArticlePublic:
     """Confirm unchanged content is still right: the review clock restarts, no new version."""
+    who.require(*CONTENT_SCOPES)
     article = freshness.reverify(
         session, article_id, who.actor(), today(), note=body.note if body else None
     )
@@ -680,6 +686,7 @@ def write_draft(
     response: Response,
 ) -> ArticleVersion:
     """Create an article or a new draft of it (author or admin); pending drafts are superseded."""
+    who.require(*CONTENT_SCOPES)
     meta = ArticleMetaBase.model_validate(draft.model_dump(exclude={"body", "submit"}))
     result = drafts.write(
         session, who.actor(), article_id, meta, draft.body, chunker, submit=draft.submit
