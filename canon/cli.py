@@ -19,7 +19,7 @@ from sqlmodel import Session
 from canon import errors
 from canon.runtime import Runtime
 from canon.settings import Settings
-from governance import audit, keys, queue, service
+from governance import audit, keys, paging, queue, service
 from governance import diff as version_diff
 from governance import freshness as fresh
 from governance.errors import CanonError, InvalidInput, NotFound
@@ -27,7 +27,7 @@ from governance.keys import Scope
 from governance.models import ArticleVersion, Audience, Status
 from governance.service import Actor, Role
 from ingest.index import doctor as run_doctor
-from ingest.pipeline import FileResult, iter_files
+from ingest.pipeline import FileResult, check_file_count, iter_files
 from ingest.pipeline import ingest as run_ingest
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -57,6 +57,11 @@ VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="version
 RevisionOpt = Annotated[
     int | None,
     typer.Option(help="the revision you reviewed (`review list`): refuse if it changed since"),
+]
+LimitOpt = Annotated[int, typer.Option(help="rows per page", min=1, max=paging.MAX_PAGE_SIZE)]
+OffsetOpt = Annotated[
+    int,
+    typer.Option(help="rows to skip (the next page: offset + limit)", min=0, max=paging.MAX_OFFSET),
 ]
 
 
@@ -101,6 +106,13 @@ def ingest(
         int | None,
         typer.Option(help="refuse larger files (default: CANON_MAX_FILE_BYTES)", min=1),
     ] = None,
+    max_files: Annotated[
+        int | None,
+        typer.Option(
+            help="refuse the whole run above this many files (default: CANON_MAX_INGEST_FILES)",
+            min=1,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Parse .md .txt .html .pdf .docx files into draft versions; unchanged files add nothing.
@@ -111,6 +123,8 @@ def ingest(
     rt = _runtime()
     started = time.perf_counter()
     total = sum(1 for _ in iter_files(paths))
+    max_files = max_files or rt.settings.max_ingest_files
+    check_file_count(total, max_files)  # before the database is even opened
     with Progress(
         TextColumn("[bold]ingest"),
         BarColumn(),
@@ -141,6 +155,7 @@ def ingest(
             submit=submit,
             max_bytes=max_bytes or rt.settings.max_file_bytes,
             max_tokens=rt.settings.chunk_tokens,
+            max_files=max_files,
             on_file=tick,
         )
     seconds = time.perf_counter() - started
@@ -169,12 +184,14 @@ def ingest(
 @review_app.command("list")
 def review_list(
     status: Annotated[Status, typer.Option(help="which versions to list")] = Status.in_review,
+    limit: LimitOpt = paging.DEFAULT_PAGE_SIZE,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Versions waiting in a given state (default: in review)."""
     rt = _runtime()
     with Session(rt.engine) as session:
-        versions = service.versions_in(session, status)
+        versions = paging.page(service.versions_in(session, status), limit, offset)
     rows: list[dict[str, Any]] = [
         {
             "article_id": v.article_id,
@@ -331,7 +348,12 @@ def retire(
 
 
 @app.command()
-def history(article_id: str, as_json: JsonOpt = False) -> None:
+def history(
+    article_id: str,
+    limit: LimitOpt = paging.DEFAULT_PAGE_SIZE,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
     """Every version of an article and its state."""
     rt = _runtime()
     with Session(rt.engine) as session:
@@ -344,7 +366,7 @@ def history(article_id: str, as_json: JsonOpt = False) -> None:
                 "comment": v.review_comment,
                 "updated_at": v.updated_at.isoformat(timespec="seconds"),
             }
-            for v in service.history(session, article_id)
+            for v in paging.page(service.history(session, article_id), limit, offset)
         ]
 
     def render() -> None:
@@ -415,7 +437,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 def audit_list(
     article: Annotated[str | None, typer.Option(help="only this article's events")] = None,
     after: Annotated[int, typer.Option(help="events after this sequence number")] = 0,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+    limit: LimitOpt = paging.DEFAULT_PAGE_SIZE,
     as_json: JsonOpt = False,
 ) -> None:
     """Audit events in chain order: who did what, when, from which state to which, and why."""
@@ -448,6 +470,8 @@ def audit_list(
 def review_queue(
     owner: Annotated[str | None, typer.Option(help="only this owner's articles")] = None,
     service_line: Annotated[str | None, typer.Option(help="only this service line")] = None,
+    limit: LimitOpt = paging.DEFAULT_PAGE_SIZE,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """What needs an owner: pending versions, stale content, reader feedback (with counts)."""
@@ -460,6 +484,7 @@ def review_queue(
             owner=owner,
             service_line=service_line,
         )
+    items = paging.page(items, limit, offset)
     rows: list[dict[str, Any]] = [
         asdict(i) | {"problems": i.problems, "reasons": i.reasons} for i in items
     ]
@@ -515,9 +540,12 @@ def freshness(
     service_line: Annotated[str | None, typer.Option(help="only this service line")] = None,
     within_days: Annotated[int, typer.Option(help="also list content due this soon")] = 30,
     all_articles: Annotated[bool, typer.Option("--all", help="list fresh content too")] = False,
+    limit: LimitOpt = paging.DEFAULT_PAGE_SIZE,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Published content that is due, stale or expired, by owner and service line."""
+    """Published content that is due, stale or expired, by owner and service line
+    (the counts cover everything; the items listed are one page)."""
     rt = _runtime()
     policy = _policy(rt)
     with Session(rt.engine) as session:
@@ -530,12 +558,15 @@ def freshness(
             owner=owner,
             service_line=service_line,
         )
+    everything, items = items, paging.page(items, limit, offset)
     data = {
         "mode": policy.mode.value,
         "grace_days": policy.grace_days,
         "items": [asdict(i) for i in items],
-        "by_owner": {k: len(v) for k, v in fresh.grouped(items, "owner").items()},
-        "by_service_line": {k: len(v) for k, v in fresh.grouped(items, "service_line").items()},
+        "by_owner": {k: len(v) for k, v in fresh.grouped(everything, "owner").items()},
+        "by_service_line": {
+            k: len(v) for k, v in fresh.grouped(everything, "service_line").items()
+        },
     }
 
     def render() -> None:
@@ -892,7 +923,9 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(as_json: JsonOpt = False) -> None:
+def keys_list(
+    limit: LimitOpt = paging.DEFAULT_PAGE_SIZE, offset: OffsetOpt = 0, as_json: JsonOpt = False
+) -> None:
     """Keys with their scopes and pins (never their secrets)."""
     rt = _runtime()
     with Session(rt.engine) as session:
@@ -905,7 +938,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
                 "service_lines": k.service_lines_pin,
                 "revoked": k.revoked_at is not None,
             }
-            for k in keys.listing(session)
+            for k in paging.page(keys.listing(session), limit, offset)
         ]
 
     def render() -> None:

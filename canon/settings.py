@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(default=4096, ge=0, description="cached query embeddings")
     chunk_tokens: int = Field(default=200, ge=32, le=512)
     max_file_bytes: int = Field(default=20_000_000, gt=0)
+    max_ingest_files: int = Field(default=10_000, gt=0, description="files per `canon ingest`")
 
     @property
     def db_url(self) -> str:

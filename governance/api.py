@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from governance import audit, diff, drafts, freshness, keys, queue, service
+from governance import audit, diff, drafts, freshness, keys, paging, queue, service
 from governance.drafts import Chunker
 from governance.errors import InvalidInput, PreconditionRequired
 from governance.freshness import Freshness, FreshnessMode, FreshnessPolicy
@@ -90,6 +90,17 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 MOVE_ERRORS = documented(409, 428)
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=paging.MAX_PAGE_SIZE,
+        description=f"rows per page, at most {paging.MAX_PAGE_SIZE}",
+    ),
+]
+Offset = Annotated[
+    int, Query(ge=0, le=paging.MAX_OFFSET, description="rows to skip (the next page: offset+limit)")
+]
 
 router = APIRouter(prefix="/v1", tags=["governance"])
 
@@ -139,13 +150,18 @@ def _article_public(session: Session, article: Article) -> ArticlePublic:
 
 @router.get("/articles", response_model=list[ArticlePublic])
 def list_articles(
-    session: SessionDep, who: PrincipalDep, service_line: str | None = None
+    session: SessionDep,
+    who: PrincipalDep,
+    service_line: str | None = None,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[ArticlePublic]:
     who.require(*CONTENT_SCOPES)
     query = select(Article).order_by(col(Article.id))
     if service_line:
         query = query.where(Article.service_line == service_line)
-    return [_article_public(session, a) for a in session.exec(query).all()]
+    rows = session.exec(query.offset(offset).limit(limit)).all()
+    return [_article_public(session, a) for a in rows]
 
 
 @router.get("/articles/{article_id}", response_model=ArticlePublic)
@@ -156,10 +172,15 @@ def get_article(article_id: str, session: SessionDep, who: PrincipalDep) -> Arti
 
 @router.get("/articles/{article_id}/history", response_model=list[VersionPublic])
 def article_history(
-    article_id: str, session: SessionDep, who: PrincipalDep
+    article_id: str,
+    session: SessionDep,
+    who: PrincipalDep,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[ArticleVersion]:
+    """Every version, oldest first."""
     who.require(*CONTENT_SCOPES)
-    return service.history(session, article_id)
+    return paging.page(service.history(session, article_id), limit, offset)
 
 
 class ChainStatus(BaseModel):
@@ -487,14 +508,15 @@ def review_queue(
     policy: PolicyDep,
     owner: str | None = None,
     service_line: str | None = None,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[QueueItemPublic]:
     """Articles that need their owner: pending versions, stale content, reader problem reports."""
     who.require(*CONTENT_SCOPES)
+    items = queue.review_queue(session, policy, today(), owner=owner, service_line=service_line)
     return [
         QueueItemPublic(**asdict(item), problems=item.problems, reasons=item.reasons)
-        for item in queue.review_queue(
-            session, policy, today(), owner=owner, service_line=service_line
-        )
+        for item in paging.page(items, limit, offset)
     ]
 
 
@@ -516,8 +538,11 @@ def freshness_report(
     service_line: str | None = None,
     within_days: Annotated[int, Query(ge=0, le=3650, description="due within this many days")] = 30,
     include_fresh: bool = False,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> FreshnessPublic:
-    """Published content that is due, stale or expired, with counts by owner and service line."""
+    """Published content that is due, stale or expired, with counts by owner and service line
+    (the counts cover every item; `items` is one page of them)."""
     who.require(*CONTENT_SCOPES)
     now = today()
     items = freshness.report(
@@ -533,7 +558,7 @@ def freshness_report(
         mode=policy.mode,
         grace_days=policy.grace_days,
         today=now,
-        items=items,
+        items=paging.page(items, limit, offset),
         by_owner={k: len(v) for k, v in freshness.grouped(items, "owner").items()},
         by_service_line={k: len(v) for k, v in freshness.grouped(items, "service_line").items()},
     )
@@ -558,15 +583,15 @@ def list_feedback(
     article_id: str | None = None,
     owner: str | None = None,
     rating: Annotated[list[Rating] | None, Query()] = None,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[FeedbackItemPublic]:
     """Reader feedback on answers, by the article versions those answers cited."""
     who.require(*CONTENT_SCOPES)
-    return [
-        FeedbackItemPublic(**asdict(item))
-        for item in queue.feedback_list(
-            session, article_id=article_id, owner=owner, ratings=tuple(rating or Rating)
-        )
-    ]
+    items = queue.feedback_list(
+        session, article_id=article_id, owner=owner, ratings=tuple(rating or Rating)
+    )
+    return [FeedbackItemPublic(**asdict(item)) for item in paging.page(items, limit, offset)]
 
 
 class AuditEventPublic(BaseModel):
@@ -590,7 +615,7 @@ def audit_events(
     after: Annotated[
         int, Query(ge=0, le=2**31 - 1, description="events after this sequence number")
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
 ) -> list[AuditEvent]:
     """The audit trail in order (admins; content roles see events of a named article)."""
     if article_id is None:
@@ -638,10 +663,15 @@ def create_key(body: KeyCreate, session: SessionDep, who: PrincipalDep) -> KeyCr
 
 
 @router.get("/keys", response_model=list[KeyPublic])
-def list_keys(session: SessionDep, who: PrincipalDep) -> list[ApiKey]:
+def list_keys(
+    session: SessionDep,
+    who: PrincipalDep,
+    limit: Limit = paging.DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
+) -> list[ApiKey]:
     """Every key with scopes and pins, never a secret (admin)."""
     who.actor().require(Role.admin)
-    return keys.listing(session)
+    return paging.page(keys.listing(session), limit, offset)
 
 
 @router.delete("/keys/{prefix}", response_model=KeyPublic)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from governance import service
-from governance.errors import CanonError
+from governance.errors import CanonError, InvalidInput
 from governance.service import RecordResult
 from ingest.chunk import chunk_blocks
 from ingest.parse import (
@@ -82,6 +82,15 @@ def iter_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
             yield given, given.parent
 
 
+def check_file_count(count: int, max_files: int | None) -> None:
+    if max_files is not None and count > max_files:
+        raise InvalidInput(
+            f"{count} files to ingest, more than the limit of {max_files} "
+            "(--max-files or CANON_MAX_INGEST_FILES): nothing was ingested; "
+            "ingest fewer folders at a time or raise the limit"
+        )
+
+
 def ingest(
     engine: Engine,
     paths: Sequence[Path],
@@ -90,17 +99,21 @@ def ingest(
     submit: bool = False,
     max_bytes: int = 20_000_000,
     max_tokens: int = 200,
+    max_files: int | None = None,
     on_file: Callable[[FileResult], None] | None = None,
 ) -> IngestReport:
     """Each file is its own transaction: a bad file fails alone and changes nothing stored.
 
     A file whose bytes, sidecar and manifests hash to what the article's newest
-    version came from is reported unchanged without being parsed.
+    version came from is reported unchanged without being parsed. More than `max_files`
+    files is refused before any is read.
     """
+    files = list(iter_files(paths))
+    check_file_count(len(files), max_files)
     report = IngestReport()
     with Session(engine) as session:
         known = service.latest_sources(session)
-    for path, root in iter_files(paths):
+    for path, root in files:
         result = _ingest_one(engine, path, root, author, submit, max_bytes, max_tokens, known)
         report.files.append(result)
         if on_file is not None:
