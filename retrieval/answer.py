@@ -178,21 +178,24 @@ class AnswerService:
         channel: Channel = Channel.chat,
         top_k: int = 5,
         vector: npt.NDArray[np.float32] | None = None,
+        passages: list[Passage] | None = None,
     ) -> Answer:
-        """`vector`: the question's embedding when the caller has it (else embedded here)."""
+        """`vector`: the question's embedding, and `passages`: what `retriever.search`
+        returns for these arguments, when the caller already has them."""
         if vector is None:
             vector = self.retriever.embedder.embed_query(question)
         flag = triage(question)
         if not flag.urgent and self.semantic_triage is not None:
             semantic = self.semantic_triage.check(vector)
             flag = semantic if semantic.escalate else flag
-        passages = self.retriever.search(
-            question,
-            audience=audience,
-            service_lines=service_lines,
-            top_k=top_k,
-            query_vector=vector,
-        )
+        if passages is None:
+            passages = self.retriever.search(
+                question,
+                audience=audience,
+                service_lines=service_lines,
+                top_k=top_k,
+                query_vector=vector,
+            )
         relevant = [p for p in passages if p.relevance >= self.min_relevance]
 
         def abstain(reason: AbstainReason, route: str | None = None, dropped: int = 0) -> Answer:

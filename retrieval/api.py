@@ -1,6 +1,7 @@
 """HTTP surface for the orchestrator and agents: search, answer, the answer log, feedback."""
 
 import asyncio
+import functools
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -247,9 +248,10 @@ CallerDep = Annotated[Principal, Depends(caller)]
 router = APIRouter(prefix="/v1", tags=["answers"])
 
 # /v1/search and /v1/answer are async: on the event loop they await the question's
-# embedding from the micro-batcher and then do a few milliseconds of CPU (key check,
-# hybrid query, composer), with no threadpool hop and no 32 threads contending for the
-# GIL. An LLM generator or a reranker moves the answer itself to a worker thread.
+# embedding from the micro-batcher, then the hybrid query (batched with the concurrent
+# requests' queries), then do a few milliseconds of CPU (live check, composer), with no
+# threadpool hop and no 32 threads contending for the GIL. An LLM generator or a
+# reranker moves the answer itself to a worker thread.
 
 
 @router.post("/search", response_model=SearchResponse)
@@ -260,17 +262,23 @@ async def search(body: SearchRequest, answers: AnswerServiceDep, who: CallerDep)
     service_lines = who.service_lines(body.service_lines)
     retriever = answers.retriever
     vector = await retriever.embedder.embed_query_async(body.question)
-
-    def run() -> list[Passage]:
-        return retriever.search(
+    if retriever.reranker is None:
+        passages = await retriever.search_async(
+            body.question,
+            vector,
+            audience=audience,
+            service_lines=service_lines,
+            top_k=body.top_k,
+        )
+    else:
+        passages = await asyncio.to_thread(
+            retriever.search,
             body.question,
             audience=audience,
             service_lines=service_lines,
             top_k=body.top_k,
             query_vector=vector,
         )
-
-    passages = await asyncio.to_thread(run) if retriever.reranker else run()
     return SearchResponse(passages=[Citation.of(p) for p in passages])
 
 
@@ -286,19 +294,24 @@ async def answer(
     who.require(Scope.answer)
     audience = who.audience(body.audience)
     service_lines = who.service_lines(body.service_lines)
-    vector = await answers.retriever.embedder.embed_query_async(body.question)
-
-    def run() -> Answer:
-        return answers.answer(
-            body.question,
-            audience=audience,
-            service_lines=service_lines,
-            channel=body.channel,
-            top_k=body.top_k,
-            vector=vector,
+    retriever = answers.retriever
+    vector = await retriever.embedder.embed_query_async(body.question)
+    ask = functools.partial(
+        answers.answer,
+        body.question,
+        audience=audience,
+        service_lines=service_lines,
+        channel=body.channel,
+        top_k=body.top_k,
+        vector=vector,
+    )
+    if answers.waits:
+        result = await asyncio.to_thread(ask)
+    else:
+        passages = await retriever.search_async(
+            body.question, vector, audience=audience, service_lines=service_lines, top_k=body.top_k
         )
-
-    result = await asyncio.to_thread(run) if answers.waits else run()
+        result = ask(passages=passages)
     response = _response(result)
     writer: answer_log.Writer | None = request.app.state.answer_log
     if writer is not None:

@@ -7,11 +7,13 @@ calls instead of 32 single ones.
 An optional window (`max_wait_ms`) holds a batch open a little longer to fill it.
 """
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -83,3 +85,49 @@ class MicroBatcher:
             self.items += len(batch)
             if stop:
                 return
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class TickBatcher(Generic[T, R]):
+    """Coalesces calls made on an event loop within one turn of it into one batched call.
+
+    When a micro-batch of embeddings comes back, its requests resume on the loop one
+    after another; each `submit`s its query and waits, and the batch runs once they all
+    have (scheduled with `call_soon`, so after the callbacks already queued). `run`
+    executes on the loop: it must be quick CPU work, not I/O.
+    """
+
+    def __init__(self, run: Callable[[list[T]], list[R]]) -> None:
+        self._run = run
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[T, asyncio.Future[R]]]] = {}
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        pending = self._pending.setdefault(loop, [])
+        if not pending:
+            loop.call_soon(self._flush, loop)
+        pending.append((item, future))
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        if not batch:
+            return
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            results = self._run([item for item, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # its request may have been cancelled meanwhile
+                future.set_result(result)

@@ -8,11 +8,12 @@ import numpy as np
 import numpy.typing as npt
 
 from governance.models import Audience
+from retrieval.batching import TickBatcher
 from retrieval.catalog import Catalog, FreshnessMode, FreshnessPolicy
 from retrieval.embed import Embedder
 from retrieval.rerank import Reranker
 from retrieval.sparse import SparseEncoder
-from retrieval.store import Mode, Scope, VectorStore
+from retrieval.store import Hit, Mode, Query, Scope, VectorStore
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Retriever:
         self.today = today
         self.reranker = reranker
         self.rerank_depth = rerank_depth
+        self._batched = TickBatcher(store.query_many)
 
     def search(
         self,
@@ -76,13 +78,47 @@ class Retriever:
         query_vector: npt.NDArray[np.float32] | None = None,
     ) -> list[Passage]:
         dense = self.embedder.embed_query(question) if query_vector is None else query_vector
+        query = self._query(question, dense, audience, service_lines, top_k, mode)
+        if query is None:
+            return []
+        hits = self.store.query(
+            query.dense, query.sparse, query.scope, query.limit, query.mode, query.fusion_k
+        )
+        return self._passages(question, dense, hits, audience, top_k)
+
+    async def search_async(
+        self,
+        question: str,
+        query_vector: npt.NDArray[np.float32],
+        *,
+        audience: Audience,
+        service_lines: Sequence[str] = (),
+        top_k: int = 5,
+    ) -> list[Passage]:
+        """`search` on an event loop: concurrent requests' index queries run as one batch.
+        (Without a reranker: that model is too slow for the loop.)"""
+        query = self._query(question, query_vector, audience, service_lines, top_k, "hybrid")
+        if query is None:
+            return []
+        hits = await self._batched.submit(query)
+        return self._passages(question, query_vector, hits, audience, top_k)
+
+    def _query(
+        self,
+        question: str,
+        dense: npt.NDArray[np.float32],
+        audience: Audience,
+        service_lines: Sequence[str],
+        top_k: int,
+        mode: Mode,
+    ) -> Query | None:
         sparse = self.sparse.query(question)
         if not sparse.indices:
             if mode == "sparse":
-                return []
+                return None
             mode = "dense"
         depth = max(top_k, self.rerank_depth) if self.reranker else top_k
-        hits = self.store.query(
+        return Query(
             dense,
             sparse,
             Scope(audiences=visible_audiences(audience), service_lines=tuple(service_lines)),
@@ -90,6 +126,19 @@ class Retriever:
             mode=mode,
             fusion_k=self.fusion_k,
         )
+
+    def _passages(
+        self,
+        question: str,
+        dense: npt.NDArray[np.float32],
+        hits: Sequence[Hit],
+        audience: Audience,
+        top_k: int,
+    ) -> list[Passage]:
+        depth = max(top_k, self.rerank_depth) if self.reranker else top_k
+        # Qdrant returns equal fused scores in arbitrary order (RRF ties are common), so
+        # break ties by point id: the same question gets the same answer every time.
+        hits = sorted(hits, key=lambda h: (-h.score, h.id))
         live = self.catalog.live()
         today = self.today()
         fresh: list[Passage] = []

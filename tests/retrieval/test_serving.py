@@ -1,6 +1,8 @@
-"""The serving shortcuts keep their promises: a cached key still dies on revocation, and
-the answer log written in the background is readable at once and complete at shutdown."""
+"""The serving shortcuts keep their promises: a cached key still dies on revocation, the
+answer log written in the background is readable at once and complete at shutdown, and
+batched index queries return exactly what single ones do."""
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +15,8 @@ from canon.runtime import Runtime
 from governance import answer_log, keys
 from governance.answer_log import CitedVersion, Entry
 from governance.models import AnswerCitation, AnswerLog, Audience
+from retrieval.batching import TickBatcher
+from retrieval.hybrid import Passage
 
 
 def _bearer(secret: str) -> dict[str, str]:
@@ -117,3 +121,52 @@ def test_the_writer_flushes_on_demand_and_one_bad_entry_costs_only_itself(
     assert "555-0142" not in questions[0]
     assert writer.failed == 1
     writer.close()
+
+
+def test_batched_index_queries_return_what_single_queries_return(sample_runtime: Runtime) -> None:
+    from evals import datasets
+
+    retriever = sample_runtime.retriever
+    asked = [(q.question, q.audience) for q in datasets.load("sample")[:24]]
+    vectors = sample_runtime.embedder.embed([text for text, _ in asked])
+
+    async def together() -> list[list[Passage]]:
+        return await asyncio.gather(
+            *(
+                retriever.search_async(text, vector, audience=audience)
+                for (text, audience), vector in zip(asked, vectors, strict=True)
+            )
+        )
+
+    batches_before = retriever._batched.batches
+    batched = asyncio.run(together())
+    assert retriever._batched.batches == batches_before + 1  # one query_batch for all 24
+    single = [
+        retriever.search(text, audience=audience, query_vector=vector)
+        for (text, audience), vector in zip(asked, vectors, strict=True)
+    ]
+    for got, expected in zip(batched, single, strict=True):
+        # Fusion scores tie often (RRF of ranks), and ties may come back in either order.
+        assert [round(p.score, 6) for p in got] == [round(p.score, 6) for p in expected]
+        for score in {round(p.score, 6) for p in expected}:
+            ids = {p.point_id for p in got if round(p.score, 6) == score}
+            if len(ids) == 1:
+                assert ids == {p.point_id for p in expected if round(p.score, 6) == score}
+
+
+def test_a_failing_batch_fails_each_of_its_callers() -> None:
+    def run(items: list[int]) -> list[int]:
+        if 3 in items:
+            raise ValueError("bad batch")
+        return [i * 2 for i in items]
+
+    batcher: TickBatcher[int, int] = TickBatcher(run)
+
+    async def main() -> tuple[list[int], list[BaseException | int]]:
+        ok = await asyncio.gather(*(batcher.submit(i) for i in (1, 2)))
+        bad = await asyncio.gather(*(batcher.submit(i) for i in (3, 4)), return_exceptions=True)
+        return ok, bad
+
+    ok, bad = asyncio.run(main())
+    assert ok == [2, 4]
+    assert all(isinstance(b, ValueError) for b in bad)
