@@ -414,6 +414,56 @@ def doctor(
         raise typer.Exit(1)
 
 
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="archive file to write (a folder: named by time)")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the database and the index into one checked archive (manifest + checksums).
+
+    The embedded index must not be held by another process (stop `canon serve`).
+    """
+    from canon.backup import backup as run_backup
+
+    report = run_backup(Settings(), dest)
+    _emit(
+        asdict(report),
+        as_json,
+        lambda: out.print(
+            f"backed up {sum(report.rows.values())} rows ({report.database}) and "
+            f"{report.points} points to {report.archive} ({report.bytes} bytes, "
+            f"{report.seconds:.1f} s)",
+            highlight=False,
+        ),
+    )
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="an archive written by `canon backup`")],
+    force: Annotated[bool, typer.Option(help="replace a Canon that already holds data")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check an archive end to end, then replace the database and the index with it.
+
+    A corrupt, truncated or foreign archive, or a non-empty target without --force,
+    is refused before anything is changed.
+    """
+    from canon.backup import restore as run_restore
+
+    report = run_restore(Settings(), src, force=force)
+    _emit(
+        asdict(report),
+        as_json,
+        lambda: out.print(
+            f"restored {sum(report.rows.values())} rows ({report.database}) and "
+            f"{report.points} points from {report.archive}; audit chain ok "
+            f"({report.audit_events} events); {'; '.join(report.notes)}",
+            highlight=False,
+        ),
+    )
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOpt = False) -> None:
     """Check the audit chain; name the first event that was edited, deleted or reordered."""

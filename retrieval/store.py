@@ -5,7 +5,7 @@ named sparse vector `sparse` (IDF modifier, BM25 weights), and payload indexes
 on the fields retrieval filters by.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -15,6 +15,8 @@ import numpy.typing as npt
 
 from governance.errors import IndexUnavailable
 from retrieval.sparse import SparseVec
+
+EXPORT_BATCH = 512
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -93,6 +95,14 @@ class VectorStore(Protocol):
 
     def count(self) -> int: ...
 
+    def export_points(self) -> Iterator[PointRecord]:
+        """Every point with both vectors and its payload, exactly as stored (backups)."""
+        ...
+
+    def clear(self) -> None:
+        """Delete every point (a restore replaces the collection's content)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -104,21 +114,30 @@ def _batches(items: Sequence[PointRecord], size: int) -> Iterable[Sequence[Point
 class EdgeStore:
     """Qdrant Edge shard in a local directory; one process holds it at a time."""
 
-    def __init__(self, path: Path, dim: int) -> None:
+    def __init__(self, path: Path, dim: int | None) -> None:
+        """`dim=None` opens an existing shard as it is (no model needed to know its size)."""
         import qdrant_edge as qe
 
         self._qe = qe
         self.path = path
-        config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        config = (
+            qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            )
+            if dim is not None
+            else None
         )
         try:
             if (path / "wal").exists() or (path / "segments").exists():
                 self._shard = qe.EdgeShard.load(str(path), config)
+            elif config is None:
+                raise IndexUnavailable(f"there is no index at {path}")
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 self._shard = qe.EdgeShard.create(str(path), config)
+        except IndexUnavailable:
+            raise
         except Exception as exc:
             message = str(exc)
             if "WouldBlock" in message or "lock" in message.lower():
@@ -272,9 +291,39 @@ class EdgeStore:
     def count(self) -> int:
         return int(self._shard.count(self._qe.CountRequest(exact=True)))
 
+    def export_points(self) -> Iterator[PointRecord]:
+        qe = self._qe
+        offset: Any = None
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=EXPORT_BATCH, with_payload=True, with_vector=True
+                )
+            )
+            for record in records:
+                yield _exported(record.id, record.vector, record.payload)
+            if offset is None:
+                return
+
+    def clear(self) -> None:
+        self._shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._qe.Filter()))
+        self._shard.flush()
+
     def close(self) -> None:
         self._shard.flush()
         self._shard.close()
+
+
+def _exported(point_id: Any, vector: Any, payload: Any) -> PointRecord:
+    sparse = vector.get(SPARSE) if isinstance(vector, dict) else None
+    return PointRecord(
+        id=str(point_id),
+        dense=np.asarray(vector[DENSE], dtype=np.float32),
+        sparse=SparseVec(list(sparse.indices), list(sparse.values))
+        if sparse
+        else SparseVec([], []),
+        payload=dict(payload or {}),
+    )
 
 
 def _hits(points: Iterable[Any]) -> list[Hit]:
@@ -479,6 +528,28 @@ class ServerStore:
 
     def count(self) -> int:
         return int(self._client.count(self.collection, exact=True).count)
+
+    def export_points(self) -> Iterator[PointRecord]:
+        offset: Any = None
+        while True:
+            records, offset = self._client.scroll(
+                self.collection,
+                limit=EXPORT_BATCH,
+                offset=offset,
+                with_payload=True,
+                with_vectors=True,
+            )
+            for record in records:
+                yield _exported(record.id, record.vector, record.payload)
+            if offset is None:
+                return
+
+    def clear(self) -> None:
+        self._client.delete(
+            self.collection,
+            points_selector=self._m.FilterSelector(filter=self._m.Filter()),
+            wait=True,
+        )
 
     def close(self) -> None:
         self._client.close()
