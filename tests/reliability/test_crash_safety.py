@@ -302,6 +302,7 @@ def test_sigkill_during_ingest_and_publish_loses_nothing(
     zygote: Zygote, tmp_path: Path, db: str
 ) -> None:
     trials = TRIALS if db == "sqlite" else max(1, TRIALS // 3)
+    print(f"rerun with CANON_CRASH_SEED={SEED} CANON_CRASH_TRIALS={TRIALS}")  # shown on failure
     schema = None
     url = None
     if db == "postgres":
