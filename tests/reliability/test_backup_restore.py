@@ -348,3 +348,36 @@ def test_round_trip_through_a_qdrant_server(
         first = json.load(a.extractfile(MANIFEST))  # type: ignore[arg-type]
         second = json.load(b.extractfile(MANIFEST))  # type: ignore[arg-type]
     assert first["index"]["digest"] == second["index"]["digest"]
+
+
+@pytest.mark.postgres
+def test_moves_between_sqlite_and_postgres(
+    small_archive: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A laptop's SQLite archive restores into PostgreSQL, and back: same answers."""
+    laptop = Target(tmp_path / "laptop", None)
+    assert invoke(laptop, monkeypatch, "restore", str(small_archive)).exit_code == 0
+    expected = ask(laptop, embedder)
+    schema, url = _postgres_schema()
+    try:
+        server = Target(tmp_path / "server", url)
+        result = invoke(server, monkeypatch, "restore", str(small_archive), "--json")
+        assert result.exit_code == 0, result.output
+        assert "moved from sqlite to postgresql" in json.loads(result.stdout)["notes"]
+        assert ask(server, embedder) == expected
+        # New rows after the move get fresh ids (the sequences were moved past the old ones).
+        rt = Runtime(server.settings(), embedder=embedder)
+        try:
+            publish_paths(rt.engine, rt.sync, [CORPUS / "_revisions"], author="author")
+        finally:
+            rt.close()
+        after = ask(server, embedder)
+        back = tmp_path / "server.tar.gz"
+        assert invoke(server, monkeypatch, "backup", str(back)).exit_code == 0
+        home_again = Target(tmp_path / "laptop-again", None)
+        assert invoke(home_again, monkeypatch, "restore", str(back)).exit_code == 0
+        assert ask(home_again, embedder) == after
+        assert invoke(home_again, monkeypatch, "audit", "verify").exit_code == 0
+        assert invoke(home_again, monkeypatch, "doctor", "--check-only").exit_code == 0
+    finally:
+        _drop_schema(schema)
