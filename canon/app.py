@@ -11,7 +11,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from canon import errors
+from canon import errors, logs
 from canon.drafting import markdown_chunker
 from canon.nul_guard import NulGuard
 from canon.runtime import Runtime
@@ -104,6 +104,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         responses=documented(400, 401, 403, 404, 413, 422),
     )
     app.state.runtime = rt
+    logs.redact_access_log()
     app.add_middleware(NulGuard)
     app.add_middleware(BodyLimit, limit=rt.settings.max_request_bytes)  # outermost
 
