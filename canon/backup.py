@@ -10,7 +10,8 @@ The archive is one gzip'd tar file:
   (PostgreSQL: every Canon table as JSON lines, read in one REPEATABLE READ
   transaction; portable, needs no `pg_dump` matching the server's version, and
   restores into SQLite as well);
-- `index.jsonl.gz`: every point with its id, both vectors and its payload. Qdrant
+- `index.jsonl.gz`: every point with its id, both vectors (the dense one as base64
+  little-endian float32) and its payload. Qdrant
   Edge can apply a server's snapshot but cannot make one, so this logical snapshot
   is the index's backup; it round-trips bit for bit and restores into Edge or a
   Qdrant server alike.
@@ -42,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Enum, Integer, Table, TypeDecorator, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
@@ -218,7 +220,7 @@ def _write_point(fh: Any, point: PointRecord) -> None:
         json.dumps(
             {
                 "id": point.id,
-                "dense": [float(x) for x in point.dense],
+                "dense": base64.b64encode(np.asarray(point.dense, dtype="<f4").tobytes()).decode(),
                 "sparse": {"indices": point.sparse.indices, "values": point.sparse.values},
                 "payload": point.payload,
             },
@@ -455,7 +457,7 @@ def _iter_points(member: Path) -> Iterator[PointRecord]:
             item = json.loads(line)
             yield PointRecord(
                 id=item["id"],
-                dense=item["dense"],
+                dense=np.frombuffer(base64.b64decode(item["dense"]), dtype="<f4"),
                 sparse=SparseVec(item["sparse"]["indices"], item["sparse"]["values"]),
                 payload=item["payload"],
             )
