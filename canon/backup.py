@@ -198,8 +198,9 @@ def _open_index(settings: Settings, *, purpose: str) -> VectorStore | None:
         if "another process" in str(exc):
             raise IndexUnavailable(
                 f"cannot {purpose}: the embedded index at {path} is held by another process "
-                "(is `canon serve` running?). Stop it and run this again; the embedded "
-                "index is one process's at a time (use a Qdrant server to back up live)"
+                "(is `canon serve` running?). Stop it and run this again: the embedded "
+                "index is one process's at a time"
+                + (" (with a Qdrant server, backups run live)" if purpose == "back up" else "")
             ) from exc
         raise
 
