@@ -50,6 +50,11 @@ def test_version_numbers_past_an_integer_column_are_refused_not_a_crash(
     assert client.get(f"/v1/audit?after={2**63}", headers=h).status_code == 422
     with Session(runtime.engine) as s, pytest.raises(NotFound):
         service.find_version(s, "billing-hours", 2**63)  # the CLI and UI path too
+    client.cookies.set("canon_key", h["Authorization"].removeprefix("Bearer "), path="/ui")
+    try:
+        assert client.get(f"/ui/articles/billing-hours?v={2**63}").status_code == 404
+    finally:
+        client.cookies.clear()
 
 
 def test_review_intervals_that_overflow_dates_are_refused(api: Api, runtime: Runtime) -> None:
