@@ -7,11 +7,17 @@ same batching, and the first ingest is reported against that encoder-only time.
 
     .venv/bin/python bench/ingest_bench.py --limit 500            # a quick subset
     .venv/bin/python bench/ingest_bench.py --json bench/results/ingest.json   # all of MedQuAD
+    .venv/bin/python bench/ingest_bench.py --per-qa --memory   # ~16k files: is RSS flat?
+
+`--per-qa` writes one file per question-answer pair (16,407 files) instead of one per
+document; `--memory` runs only the first ingest and records RSS against the files
+ingested, passages embedded and versions published, to show whether memory stays flat.
 
 MedQuAD: Ben Abacha & Demner-Fushman, BMC Bioinformatics 2019, CC BY 4.0.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -30,16 +36,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from canon.runtime import Runtime
 from canon.settings import Settings
 from evals import medquad
 from governance import service
-from governance.models import Chunk
+from governance.models import ArticleVersion, Chunk, EmbeddingCache, Status
 from ingest.bootstrap import publish_paths
 from ingest.index import doctor, embed_text
-from ingest.pipeline import IngestReport
+from ingest.pipeline import FileResult, IngestReport
 
 
 class RssSampler:
@@ -94,10 +100,15 @@ def phase(results: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
     results[name] = entry
 
 
-def run_ingest(rt: Runtime, corpus: Path, entry: dict[str, Any]) -> IngestReport:
+def run_ingest(
+    rt: Runtime,
+    corpus: Path,
+    entry: dict[str, Any],
+    on_file: Callable[[FileResult], None] | None = None,
+) -> IngestReport:
     embedded = rt.sync.embedded
     timings: dict[str, float] = {}
-    report = publish_paths(rt.engine, rt.sync, [corpus], timings=timings)
+    report = publish_paths(rt.engine, rt.sync, [corpus], timings=timings, on_file=on_file)
     summary = report.summary()
     chunks = sum(f.chunks for f in report.files)  # of new versions: unchanged files report 0
     entry.update(
@@ -147,6 +158,78 @@ def encoder_only(rt: Runtime, texts: list[str], batch: int) -> float:
     return time.perf_counter() - start
 
 
+def per_qa(docs: list[medquad.MedDoc]) -> list[medquad.MedDoc]:
+    """One document per question-answer pair (its own file and article)."""
+    return [
+        dataclasses.replace(d, file=f"{d.file}-q{i:02d}", pairs=(pair,))
+        for d in docs
+        for i, pair in enumerate(d.pairs, start=1)
+    ]
+
+
+class ProgressRss:
+    """RSS against progress: every `every` files ingested, then passages embedded and
+    versions published, sampled once a second by a background thread."""
+
+    def __init__(self, rt: Runtime, every: int = 500) -> None:
+        self.rt = rt
+        self.every = every
+        self.files = 0
+        self.rows: list[dict[str, Any]] = []
+        self._proc = psutil.Process()
+        self._start = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _row(self, stage: str) -> dict[str, Any]:
+        with Session(self.rt.engine) as session:
+            published = session.exec(
+                select(func.count())
+                .select_from(ArticleVersion)
+                .where(ArticleVersion.status == Status.published)
+            ).one()
+        return {
+            "t": round(time.perf_counter() - self._start, 1),
+            "stage": stage,
+            "files": self.files,
+            "embedded": self.rt.sync.embedded,
+            "published": published,
+            "rss_mb": round(self._proc.memory_info().rss / 2**20, 1),
+        }
+
+    def on_file(self, _: FileResult) -> None:
+        self.files += 1
+        if self.files % self.every == 0:
+            self.rows.append(self._row("ingest"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(5.0):
+            self.rows.append(self._row("tick"))
+
+    def __enter__(self) -> "ProgressRss":
+        self.rows.append(self._row("start"))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.rows.append(self._row("end"))
+
+
+def memory_run(rt: Runtime, corpus: Path, written: int, results: dict[str, Any]) -> None:
+    with phase(results, "first") as entry, ProgressRss(rt) as trace:
+        run_ingest(rt, corpus, entry, on_file=trace.on_file)
+    rates(results["first"], written, results["first"]["chunks_in_new_versions"])
+    results["rss_trace"] = trace.rows
+    ingest_rows = [r for r in trace.rows if r["stage"] == "ingest"]
+    if len(ingest_rows) >= 2:
+        first, last = ingest_rows[0], ingest_rows[-1]
+        results["rss_growth_during_parse_mb_per_1000_files"] = round(
+            1000 * (last["rss_mb"] - first["rss_mb"]) / max(1, last["files"] - first["files"]), 2
+        )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="MedQuAD documents (all if unset)")
@@ -154,6 +237,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--database-url", default=None, help="default: SQLite in the scratch home")
+    parser.add_argument("--per-qa", action="store_true", help="one file per QA pair")
+    parser.add_argument("--memory", action="store_true", help="first ingest only, RSS traced")
+    parser.add_argument(
+        "--seed-cache",
+        type=Path,
+        default=None,
+        help="copy the embedding cache of this canon.db first (same passages)",
+    )
     args = parser.parse_args(argv)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="canon-ingest-bench-"))
@@ -161,9 +252,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(work)
     corpus, home = work / "corpus", work / "home"
     docs = medquad.load_documents(limit=args.limit)
-    written = medquad.write_corpus(corpus, docs)
+    written = medquad.write_corpus(corpus, per_qa(docs) if args.per_qa else docs)
     settings = Settings(home=home, database_url=args.database_url)
     rt = Runtime(settings)
+    seeded = seed_cache(rt, args.seed_cache) if args.seed_cache else 0
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "documents": written,
@@ -173,12 +265,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "chunk_tokens": settings.chunk_tokens,
         "warm_batch": rt.sync.warm_batch,
         "embed_batch": rt.embedder.batch_size,
+        "encoder": rt.embedder.cache_key,
+        "layout": "one file per QA pair" if args.per_qa else "one file per document",
+        "cache_rows_seeded": seeded,
     }
     start = time.perf_counter()
     rt.embedder.embed(["warm-up"])
     results["model_load_seconds"] = round(time.perf_counter() - start, 2)
 
     step: Callable[[str], None] = lambda name: print(f"[ingest-bench] {name}", file=sys.stderr)  # noqa: E731
+    if args.memory:
+        step(f"first ingest of {written} files, RSS traced")
+        memory_run(rt, corpus, written, results)
+        return finish(rt, args, work, results, [])
     step(f"first ingest of {written} documents")
     with phase(results, "first") as entry:
         first = run_ingest(rt, corpus, entry)
@@ -210,6 +309,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run_ingest(rt, corpus, entry)
     rates(entry, written, chunks)
 
+    return finish(rt, args, work, results, [f.error for f in first.failed][:20])
+
+
+def seed_cache(rt: Runtime, db: Path) -> int:
+    """Copy another home's embedding-cache rows for this encoder (keyed by text hash)."""
+    import sqlite3
+
+    key = rt.embedder.cache_key
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as src:
+        rows = src.execute(
+            "SELECT text_hash, model, vector FROM embeddingcache WHERE model = ?", (key,)
+        ).fetchall()
+    with Session(rt.engine) as session:
+        for start in range(0, len(rows), 5000):
+            session.add_all(
+                EmbeddingCache(text_hash=h, model=m, vector=v)
+                for h, m, v in rows[start : start + 5000]
+            )
+            session.commit()
+    return len(rows)
+
+
+def finish(
+    rt: Runtime, args: argparse.Namespace, work: Path, results: dict[str, Any], failed: list[Any]
+) -> dict[str, Any]:
     with Session(rt.engine) as session:
         health = doctor(session, rt.sync, repair=False)
     results["index_check"] = {
@@ -217,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "published_versions": health.published_versions,
         "healthy": health.healthy,
     }
-    results["failed_files"] = [f.error for f in first.failed][:20]
+    results["failed_files"] = failed
     rt.close()
     print(json.dumps(results, indent=2))
     if args.json is not None:

@@ -86,6 +86,9 @@ def _publish(stack: Stack, corpus: Path, total: int, report: Report) -> None:
             assert version.id is not None
             service.approve(session, version.id, actor)
         approved = service.versions_in(session, Status.approved)
+        # embed every passage first in large length-sorted batches (as publish_paths does);
+        # publishing one version at a time would run the model a few passages at a time
+        stack.sync.warm(session, [v.id for v in approved if v.id is not None])
         for i, version in enumerate(approved, start=1):
             assert version.id is not None
             service.publish(session, version.id, actor, stack.sync)

@@ -5,7 +5,7 @@ plainly that no human review took place.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -15,7 +15,7 @@ from governance import service
 from governance.models import Status
 from governance.service import Actor, IndexHook, Role
 from ingest.index import IndexSync
-from ingest.pipeline import IngestReport, ingest
+from ingest.pipeline import FileResult, IngestReport, ingest
 
 
 def publish_paths(
@@ -27,8 +27,10 @@ def publish_paths(
     reviewer: str = "bootstrap-reviewer (automated, not a human review)",
     timings: dict[str, float] | None = None,
     batch: int = 200,
+    on_file: Callable[[FileResult], None] | None = None,
 ) -> IngestReport:
-    """`timings`, if given, receives seconds per step: ingest, review, embed, publish."""
+    """`timings`, if given, receives seconds per step: ingest, review, embed, publish.
+    `on_file` is called after each file is ingested (progress, benchmarks)."""
     clock = time.perf_counter()
 
     def lap(step: str) -> None:
@@ -38,7 +40,7 @@ def publish_paths(
             timings[step] = timings.get(step, 0.0) + now - clock
         clock = now
 
-    report = ingest(engine, paths, author=author, submit=True)
+    report = ingest(engine, paths, author=author, submit=True, on_file=on_file)
     lap("ingest")
     actor = Actor(reviewer, frozenset({Role.reviewer, Role.clinical_reviewer}))
     with Session(engine, expire_on_commit=False) as session:
