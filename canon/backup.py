@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Enum, Integer, Table, TypeDecorator, func, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
 from canon.settings import Settings
@@ -663,8 +664,12 @@ def restore(settings: Settings, archive: Path, *, force: bool = False) -> Restor
     started = datetime.now(UTC)
     with _scratch(settings.home) as work:
         staged = _stage(archive, work)
-        head = _head()
-        _check(staged, head)
+        try:
+            _check(staged, _head())
+        except (KeyError, TypeError, ValueError, SQLAlchemyError) as exc:
+            raise _bad(
+                archive, f"its manifest or database is not what Canon writes ({exc!r:.200})"
+            ) from exc
         engine = make_engine(settings.db_url)
         store: VectorStore | None = None
         try:

@@ -3,9 +3,11 @@ and a bad archive or a busy target is refused before anything changes."""
 
 import dataclasses
 import gzip
+import hashlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -214,12 +216,26 @@ def small_archive(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
     return Path(backup(target.settings(), root / "small.tar.gz").archive)
 
 
-def _rewrite(archive: Path, dest: Path, change: dict[str, bytes]) -> Path:
-    """A well-formed archive with some members' bytes replaced."""
-    with tarfile.open(archive) as src, tarfile.open(dest, "w:gz") as out:
-        for member in src.getmembers():
-            data = change.get(member.name) or src.extractfile(member).read()  # type: ignore[union-attr]
-            info = tarfile.TarInfo(member.name)
+def _rewrite(
+    archive: Path, dest: Path, change: dict[str, bytes], *, fix_checksums: bool = False
+) -> Path:
+    """A well-formed archive with some members' bytes replaced (and, if asked, the
+    manifest's checksums made to match them, as a careful forger would)."""
+    with tarfile.open(archive) as src:
+        members = {m.name: src.extractfile(m).read() for m in src.getmembers()}  # type: ignore[union-attr]
+    members |= change
+    if fix_checksums:
+        manifest = json.loads(members[MANIFEST])
+        for name in manifest["files"]:
+            data = members[name]
+            manifest["files"][name] = {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+            }
+        members[MANIFEST] = json.dumps(manifest).encode()
+    with tarfile.open(dest, "w:gz") as out:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
             info.size = len(data)
             out.addfile(info, io.BytesIO(data))
     return dest
@@ -246,6 +262,16 @@ def _bad_archives(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
     tampered = _rewrite(good, folder / "tampered.tar.gz", {INDEX_MEMBER: gzip.compress(fewer)})
     text = folder / "notes.tar.gz"
     text.write_text("not an archive at all")
+    empty_db = folder / "empty.sqlite"
+    sqlite3.connect(empty_db).close()
+    foreign = _rewrite(
+        good,
+        folder / "foreign.tar.gz",
+        {"database.sqlite": empty_db.read_bytes()},
+        fix_checksums=True,
+    )
+    no_index = {k: v for k, v in manifest.items() if k != "index"}
+    vague = _rewrite(good, folder / "vague.tar.gz", {MANIFEST: json.dumps(no_index).encode()})
     return {
         "truncated": (truncated, "cannot be read to the end"),
         "corrupt": (corrupt, str(corrupt)),
@@ -253,6 +279,8 @@ def _bad_archives(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
         "tampered member": (tampered, f"member {INDEX_MEMBER} does not match its checksum"),
         "not an archive": (text, "cannot be read to the end"),
         "missing": (folder / "nowhere.tar.gz", "no such file"),
+        "foreign database": (foreign, "not what Canon writes"),
+        "manifest without index": (vague, "not what Canon writes"),
     }
 
 
