@@ -651,12 +651,28 @@ def _upsert_all(store: VectorStore, points: Iterator[PointRecord]) -> int:
 
 @contextmanager
 def _scratch(near: Path) -> Iterator[Path]:
+    """A folder for the unpacked archive, named by this process; folders a killed
+    restore left behind (their process is gone) are removed first."""
     near.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=".canon-restore-", dir=near))
+    for stale in near.glob(".canon-restore-*"):
+        pid = stale.name.removeprefix(".canon-restore-").split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".canon-restore-{os.getpid()}-", dir=near))
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def restore(settings: Settings, archive: Path, *, force: bool = False) -> RestoreReport:

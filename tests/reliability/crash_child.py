@@ -12,6 +12,7 @@ line on stdin, answering on stdout:
 - `{"op": "cli", "argv": [...]}` forks a child that runs `canon ARGV` (the real
   command code through `canon.cli.main`, sharing the loaded model) and reports its
   exit code.
+- `{"op": "spawn", "argv": [...]}` the same, without waiting: the harness kills it.
 - `{"op": "reap", "pid": N}` waits for a killed child and says how it ended.
 
 Forking from a warmed-up zygote makes a trial cost milliseconds of start-up instead
@@ -261,6 +262,8 @@ def serve() -> None:
             pid = fork(partial(run_cli, embedder, cmd))
             _, status = os.waitpid(pid, 0)
             reply = {"code": os.waitstatus_to_exitcode(status)}
+        elif cmd["op"] == "spawn":  # a `canon` command the harness will kill
+            reply = {"pid": fork(partial(run_cli, embedder, cmd))}
         elif cmd["op"] == "reap":
             _, status = os.waitpid(cmd["pid"], 0)
             reply = {"exit": os.waitstatus_to_exitcode(status)}

@@ -322,3 +322,84 @@ def test_sigkill_during_ingest_and_publish_loses_nothing(
     assert sum(tally.phases.values()) == trials
     # Kills must have landed inside the publish window, not only around it.
     assert tally.phases["publish.flip"] + tally.phases["publish.cleanup"] > 0
+
+
+RESTORE_TRIALS = int(os.environ.get("CANON_CRASH_RESTORE_TRIALS", "10"))
+
+
+def published(home: Home) -> dict[str, int]:
+    engine = home.engine()
+    try:
+        with Session(engine) as s:
+            return {v.article_id: v.number for v in service.published_view(s).values()}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_sigkill_during_restore_leaves_the_old_or_the_new_canon(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """`canon restore --force` killed at a random moment: the database is wholly the old
+    Canon or wholly the archive's, the audit chain verifies, and `canon doctor` brings the
+    index back in line with it."""
+    home = Home(tmp_path, None)
+    rng = random.Random(SEED)
+    archives: list[tuple[Path, dict[str, int]]] = []
+    for step, folder in enumerate(("pharmacy", "billing")):
+        for argv in (
+            ("ingest", str(REPO / "corpus" / folder), "--submit"),
+            ("review", "approve", "--all", "--actor", "rob", "--role", "clinical-review"),
+            ("publish", "--all", "--actor", "rob"),
+        ):
+            code, out, err = canon(zygote, home, *argv)
+            assert code == 0, (argv, out, err)
+        archive = tmp_path / f"state-{step}.tar.gz"
+        code, out, err = canon(zygote, home, "backup", str(archive))
+        assert code == 0, (out, err)
+        archives.append((archive, published(home)))
+    assert archives[0][1] != archives[1][1], archives
+
+    started = time.monotonic()
+    code, out, err = canon(zygote, home, "restore", str(archives[0][0]), "--force")
+    assert code == 0, (out, err)
+    full = time.monotonic() - started
+    outcomes: Counter[str] = Counter()
+    for _ in range(RESTORE_TRIALS):
+        before = published(home)
+        # Restore whichever archive differs from what the Canon holds now.
+        archive, target = next((a, t) for a, t in archives if t != before)
+        env = {"CANON_HOME": str(home.home)}
+        out_path, err_path = home.root / "restore.out", home.root / "restore.err"
+        pid = zygote.ask(
+            op="spawn",
+            argv=["restore", str(archive), "--force"],
+            env=env,
+            unset=["CANON_DATABASE_URL", "CANON_QDRANT_URL"],
+            stdout=str(out_path),
+            stderr=str(err_path),
+        )["pid"]
+        time.sleep(rng.uniform(0.0, full * 1.1))
+        os.kill(pid, signal.SIGKILL)
+        ended = zygote.ask(op="reap", pid=pid)["exit"]
+        now = published(home)
+        assert now in (before, target), (now, before, target)
+        outcomes["finished" if ended == 0 else "old" if now == before else "new"] += 1
+        check_database(home, set())
+        check_audit(home)
+        code, out_, err_ = canon(zygote, home, "doctor", "--json")
+        assert code == 0, (out_, err_)
+        check_index(home, zygote.dim)
+    # A finished restore leaves nothing behind, not even what the killed ones left.
+    code, out, err = canon(zygote, home, "restore", str(archives[0][0]), "--force")
+    assert code == 0, (out, err)
+    assert sorted(p.name for p in home.home.iterdir() if p.name.startswith(".")) == []
+    summary = (
+        f"restore kills: seed {SEED}, {RESTORE_TRIALS} trials over a {full:.1f} s restore; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    )
+    print("\n" + summary)
+    target_file = os.environ.get("CANON_CRASH_REPORT")
+    if target_file:
+        with open(target_file, "a", encoding="utf-8") as fh:
+            fh.write(summary + "\n")
