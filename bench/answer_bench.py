@@ -310,6 +310,7 @@ def main() -> None:
         help="sizes to run the naive pipeline at (default: --sizes)",
     )
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--naive-only", action="store_true", help="skip Canon (rerun the baseline)")
     parser.add_argument(
         "--ceiling-seconds", type=float, default=4.0, help="encoder ceiling after each level"
     )
@@ -360,16 +361,17 @@ def main() -> None:
                 "build_seconds": round(build_s, 1),
             }
             endpoints = ["/v1/search", "/v1/answer"] if with_answer else ["/v1/search"]
-            port = loadgen.free_port()
-            server = loadgen.start_canon(home, port)
-            try:
-                loadgen.wait_ready(port, auth)
-                run["load_at_start"] = os.getloadavg()
-                run["canon"] = measure(
-                    server, port, endpoints, bodies, args.duration, auth, ceiling
-                )
-            finally:
-                loadgen.stop(server)
+            run["load_at_start"] = os.getloadavg()
+            if not args.naive_only:
+                port = loadgen.free_port()
+                server = loadgen.start_canon(home, port)
+                try:
+                    loadgen.wait_ready(port, auth)
+                    run["canon"] = measure(
+                        server, port, endpoints, bodies, args.duration, auth, ceiling
+                    )
+                finally:
+                    loadgen.stop(server)
             if size in naive_sizes:
                 data = Path(tmp) / f"naive{size}"
                 all_vectors = np.vstack([np.stack([v for v, _ in real]), vectors])
