@@ -145,7 +145,7 @@ def _add(session: Session, entries: Sequence[Entry]) -> None:
 
 class Writer:
     """Writes the answer log off the request path: one thread, one transaction per batch
-    (what arrives within `linger_ms` of the first entry, flushes and shutdown cut it short).
+    (what arrived within `linger_ms` of the first entry).
 
     `submit` returns the answer's id at once. `flush` returns when everything submitted
     before it is committed, so a reader that flushes first (`GET /v1/answers/{id}`,
@@ -183,7 +183,10 @@ class Writer:
             batch: list[Entry] = []
             waiting: list[threading.Event] = []
             item = self._queue.get()
-            deadline = time.monotonic() + self.linger  # a few answers per commit, not one
+            if isinstance(item, Entry):
+                # Let a few answers gather, asleep: a waiting `get` would wake this thread
+                # (and take the GIL from the event loop) on every single submit.
+                time.sleep(self.linger)
             while True:
                 if item is None:
                     stop = True
@@ -191,10 +194,10 @@ class Writer:
                     waiting.append(item)
                 else:
                     batch.append(item)
-                if stop or waiting or len(batch) >= self.max_batch:
+                if stop or len(batch) >= self.max_batch:
                     break
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             self._write(batch)

@@ -120,6 +120,7 @@ class EdgeStore:
 
         self._qe = qe
         self.path = path
+        self._filters: dict[Scope, Any] = {}
         config = (
             qe.EdgeConfig(
                 vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
@@ -246,7 +247,11 @@ class EdgeStore:
 
     def _request(self, q: Query) -> Any:
         qe = self._qe
-        flt = self._filter(q.scope)
+        flt = self._filters.get(q.scope)
+        if flt is None:  # a handful of scopes recur: build each filter once
+            if len(self._filters) >= 1024:
+                self._filters.clear()
+            flt = self._filters[q.scope] = self._filter(q.scope)
         dense_q = qe.Query.Nearest([float(x) for x in q.dense], using=DENSE)
         sparse_q = qe.Query.Nearest(
             qe.SparseVector(q.sparse.indices, q.sparse.values), using=SPARSE
