@@ -1,7 +1,7 @@
 """The sample-corpus suites against the versioned gates, and proof that the gates bite."""
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from retrieval.answer import AnswerService
 from retrieval.catalog import FreshnessMode
 from retrieval.embed import Embedder
 from retrieval.hybrid import Passage, Retriever
-from retrieval.store import Mode
 
 GOLDEN = datasets.load("sample")
 
@@ -63,18 +62,8 @@ class IgnoresTheQuestion(Retriever):
 class IgnoresTheAudience(Retriever):
     """A deliberately leaky retriever: searches as staff for everyone."""
 
-    def search(
-        self,
-        question: str,
-        *,
-        audience: Audience,
-        service_lines: Sequence[str] = (),
-        top_k: int = 5,
-        mode: Mode = "hybrid",
-    ) -> list[Passage]:
-        return super().search(
-            question, audience=Audience.staff, service_lines=service_lines, top_k=top_k, mode=mode
-        )
+    def search(self, question: str, *, audience: Audience, **kwargs: Any) -> list[Passage]:
+        return super().search(question, audience=Audience.staff, **kwargs)
 
 
 @dataclass
