@@ -169,14 +169,10 @@ def answers(
     }
     notes: list[str] = []
     if ragas:
-        from evals.ragas_metrics import llm_configured, score
+        from evals.ragas_metrics import score
 
-        metrics |= score(samples, report=report, embed_query=stack.retriever.embedder.embed_query)
-        if not llm_configured():
-            notes.append(
-                "ragas faithfulness and answer relevancy skipped: no CANON_LLM_BASE_URL "
-                "and CANON_LLM_MODEL"
-            )
+        embed = stack.retriever.embedder.embed_query
+        metrics |= score(samples, report=report, embed_query=embed, notes=notes)
     return {
         "suite": "answers",
         "dataset": dataset,

@@ -46,11 +46,14 @@ def scripted_llm() -> Iterator[ScriptedLlm]:
             body = json.loads(self.rfile.read(length))
             state.requests.append(body)
             status, raw = state.script(body["messages"])
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            try:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and hung up: nothing to answer
 
         def log_message(self, *_args: Any) -> None:
             return None
