@@ -11,6 +11,7 @@ import pytest
 from ingest.chunk import chunk_blocks
 from ingest.parse import BlockKind, parse_file
 from tests.ingest.samples import FLU_PDF_LINES, make_pdf, write_docx
+from tests.offline import REFUSE_NETWORK
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 1_000_000
@@ -87,16 +88,9 @@ def test_partitioning_needs_no_network(tmp_path: Path) -> None:
     files = _write_all(tmp_path / "corpus")
     empty = tmp_path / "empty-home"
     empty.mkdir()
-    script = textwrap.dedent(
+    script = REFUSE_NETWORK + textwrap.dedent(
         f"""
         import socket, sys
-        def refuse(*args, **kwargs):
-            raise OSError("network disabled for this test")
-        socket.socket.connect = refuse
-        socket.socket.connect_ex = refuse
-        socket.socket.sendto = refuse
-        socket.create_connection = refuse
-        socket.getaddrinfo = refuse
         try:
             socket.create_connection(("pypi.org", 443))
         except OSError:

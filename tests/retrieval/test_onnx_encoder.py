@@ -20,19 +20,13 @@ from retrieval.embed import Embedder
 from retrieval.onnx_encoder import default_cache_dir, fingerprint
 from retrieval.sparse import SparseEncoder
 from retrieval.store import EdgeStore
+from tests.offline import REFUSE_NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
 
-OFFLINE_EXPORT = textwrap.dedent(
+OFFLINE_EXPORT = REFUSE_NETWORK + textwrap.dedent(
     """
-    import socket, sys
-    def refuse(*a, **k):
-        raise OSError("network disabled in this test")
-    socket.socket.connect = refuse
-    socket.socket.connect_ex = refuse
-    socket.socket.sendto = refuse
-    socket.create_connection = refuse
-    socket.getaddrinfo = refuse
+    import sys
     sys.path.insert(0, sys.argv[2])
     from pathlib import Path
     from retrieval.embed import Embedder
