@@ -61,22 +61,37 @@ class Runtime:
                 shard_number=s.qdrant_shards,
                 replication_factor=s.qdrant_replicas,
             )
-        self._check_encoder(s.home / "index.encoder")
-        return EdgeStore(s.shard_path, self.embedder.dim)
+        store = EdgeStore(s.shard_path, self.embedder.dim)
+        try:
+            self._check_encoder(s.home / "index.encoder", store)
+        except InvalidInput:
+            store.close()
+            raise
+        return store
 
-    def _check_encoder(self, marker: Path) -> None:
-        """An embedded index holds one encoder's vectors: refuse to query it with another's."""
+    def _check_encoder(self, marker: Path, store: EdgeStore) -> None:
+        """An embedded index holds one encoder's vectors: refuse to query it with another's.
+
+        An index with points and no marker predates the marker, when torch was the only
+        backend: it is stamped as torch's, so another backend is refused rather than
+        querying torch vectors with int8 ones.
+        """
         key = self.embedder.cache_key
         if marker.is_file():
             built = marker.read_text().strip()
-            if built != key:
-                raise InvalidInput(
-                    f"the index under {self.settings.home} was built with encoder {built!r}, "
-                    f"not {key!r}: set CANON_EMBED_BACKEND to match, or build a new CANON_HOME"
-                )
-            return
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(key + "\n")
+        elif store.count():
+            built = self.embedder.model_name  # torch's cache key, the only backend back then
+        else:
+            built = key
+        if built != key:
+            raise InvalidInput(
+                f"the index under {self.settings.home} was built with encoder {built!r}, "
+                f"not {key!r}: set CANON_EMBED_BACKEND to match, or move "
+                f"{self.settings.shard_path} aside and run `canon doctor` to rebuild it"
+            )
+        if not marker.is_file():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(key + "\n")
 
     @cached_property
     def sync(self) -> IndexSync:

