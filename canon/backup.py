@@ -318,6 +318,7 @@ def backup(settings: Settings, dest: Path) -> BackupReport:
                 "points": len(point_versions),
                 "dim": dim,
                 "digest": _points_digest(point_versions),
+                "encoder": _encoder_of(settings),
             },
             "files": {m.name: {"sha256": _sha256(m), "bytes": m.stat().st_size} for m in members},
         }
@@ -606,6 +607,26 @@ def _restore_sqlite(engine: Engine, staged: Staged, work: Path) -> None:
     init_db(engine)  # an older archive is migrated forward
 
 
+def _encoder_of(settings: Settings) -> str | None:
+    """The encoder the embedded index was built with (None: no marker, see Runtime.store)."""
+    marker = settings.encoder_marker
+    if settings.qdrant_url or not marker.is_file():
+        return None
+    return marker.read_text().strip()
+
+
+def _restore_encoder(settings: Settings, encoder: str | None) -> None:
+    """The restored index carries its encoder's name, so no other encoder queries it."""
+    marker = settings.encoder_marker
+    if encoder is None:
+        with suppress(FileNotFoundError):
+            marker.unlink()
+        return
+    partial = marker.with_name(f".{marker.name}.partial")
+    partial.write_text(encoder + "\n")
+    os.replace(partial, marker)
+
+
 def _restore_index(settings: Settings, staged: Staged, store: VectorStore | None) -> int:
     points = _iter_points(staged.index_member)
     if isinstance(store, ServerStore):
@@ -630,6 +651,7 @@ def _restore_index(settings: Settings, staged: Staged, store: VectorStore | None
         os.replace(target, retired)
     if dim:
         os.replace(building, target)
+    _restore_encoder(settings, staged.manifest["index"].get("encoder"))
     shutil.rmtree(retired, ignore_errors=True)
     return count
 

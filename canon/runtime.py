@@ -63,7 +63,7 @@ class Runtime:
             )
         store = EdgeStore(s.shard_path, self.embedder.dim)
         try:
-            self._check_encoder(s.home / "index.encoder", store)
+            self._check_encoder(s.encoder_marker, store)
         except InvalidInput:
             store.close()
             raise

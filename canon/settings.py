@@ -54,3 +54,8 @@ class Settings(BaseSettings):
     @property
     def shard_path(self) -> Path:
         return self.home / "index"
+
+    @property
+    def encoder_marker(self) -> Path:
+        """Names the encoder whose vectors the embedded index holds (see Runtime.store)."""
+        return self.home / "index.encoder"

@@ -167,6 +167,7 @@ def test_round_trip_gives_identical_answers(
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["alembic_revision"] and manifest["versions"]["canon-kb"]
     assert manifest["index"]["points"] == made["points"] > 0
+    assert manifest["index"]["encoder"] == embedder.cache_key  # the index's encoder travels
     assert set(manifest["files"]) == {manifest["database"]["member"], INDEX_MEMBER}
 
     # Into a fresh Canon: the same answers, word for word, citation for citation.
@@ -175,6 +176,7 @@ def test_round_trip_gives_identical_answers(
     assert result.exit_code == 0, result.output
     print(f"restore: {time.perf_counter() - started:.2f} s")
     assert json.loads(result.stdout)["points"] == made["points"]
+    assert fresh.settings().encoder_marker.read_text().strip() == embedder.cache_key
     assert ask(fresh, embedder) == before
     assert invoke(fresh, monkeypatch, "audit", "verify").exit_code == 0
     assert invoke(fresh, monkeypatch, "doctor", "--check-only").exit_code == 0
