@@ -138,6 +138,16 @@ def history(session: Session, article_id: str) -> list[ArticleVersion]:
     )
 
 
+def version_ids_in(session: Session, status: Status) -> list[int]:
+    """The ids alone, in `versions_in`'s order: bulk work loads each batch's rows itself."""
+    ids = session.exec(
+        select(ArticleVersion.id)
+        .where(ArticleVersion.status == status)
+        .order_by(col(ArticleVersion.article_id), col(ArticleVersion.number))
+    ).all()
+    return [version_id for version_id in ids if version_id is not None]
+
+
 def versions_in(session: Session, status: Status) -> list[ArticleVersion]:
     return list(
         session.exec(

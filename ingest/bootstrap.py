@@ -43,11 +43,16 @@ def publish_paths(
     report = ingest(engine, paths, author=author, submit=True, on_file=on_file)
     lap("ingest")
     actor = Actor(reviewer, frozenset({Role.reviewer, Role.clinical_reviewer}))
+    # By ids, a batch per session: holding every pending version's row (and text) for
+    # the whole review grew memory by about 5 KB a version.
+    with Session(engine) as session:
+        pending = service.version_ids_in(session, Status.in_review)
+    for start in range(0, len(pending), batch):
+        with Session(engine) as session:
+            for version_id in pending[start : start + batch]:
+                service.approve(session, version_id, actor)
     with Session(engine, expire_on_commit=False) as session:
-        for version in service.versions_in(session, Status.in_review):
-            assert version.id is not None
-            service.approve(session, version.id, actor)
-        approved = [v.id for v in service.versions_in(session, Status.approved) if v.id]
+        approved = service.version_ids_in(session, Status.approved)
         lap("review")
         if isinstance(index, IndexSync):
             index.warm(session, approved)
