@@ -504,15 +504,7 @@ class ServerStore:
                 with_payload=True,
                 with_vectors=[DENSE],
             )
-        return [
-            Hit(
-                id=str(p.id),
-                score=float(p.score),
-                payload=dict(p.payload or {}),
-                dense=_dense_of(p.vector),
-            )
-            for p in response.points
-        ]
+        return _hits(response.points)
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
         return [
