@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,7 +19,7 @@ from sqlmodel import Session
 
 from canon import errors
 from canon.runtime import Runtime
-from canon.settings import Settings
+from canon.settings import Settings, settings_error
 from governance import audit, keys, paging, queue, service
 from governance import diff as version_diff
 from governance import freshness as fresh
@@ -1031,7 +1032,12 @@ def _need(article_id: str | None) -> str:
 
 def main() -> None:
     try:
-        app()
+        try:
+            app()
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            raise settings_error(exc) from None
     except CanonError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(errors.lookup(errors.EXIT_CODE, exc, 1))

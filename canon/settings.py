@@ -3,9 +3,10 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from governance.errors import InvalidInput
 from retrieval.catalog import FreshnessMode
 
 
@@ -59,3 +60,12 @@ class Settings(BaseSettings):
     def encoder_marker(self) -> Path:
         """Names the encoder whose vectors the embedded index holds (see Runtime.store)."""
         return self.home / "index.encoder"
+
+
+def settings_error(exc: ValidationError) -> InvalidInput:
+    """A bad `CANON_*` value, named by its environment variable, without a traceback."""
+    problems = "; ".join(
+        f"CANON_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+        for e in exc.errors()
+    )
+    return InvalidInput(f"bad setting: {problems}")

@@ -56,3 +56,18 @@ def test_review_flow_and_audit(home: Path) -> None:
     assert [r["article_id"] for r in json.loads(listed.stdout)] == ["portal-a"]
     verified = runner.invoke(app, ["audit", "verify", "--json"])
     assert verified.exit_code == 0 and json.loads(verified.stdout)["events"] == 3
+
+
+def test_a_bad_setting_is_named_without_a_traceback(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from canon.cli import main
+
+    monkeypatch.setenv("CANON_EMBED_BACKEND", "bogus")
+    monkeypatch.setattr("sys.argv", ["canon", "freshness"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "CANON_EMBED_BACKEND='bogus'" in said and "Traceback" not in said
+    assert not (home / "home").exists()  # nothing was created or written
