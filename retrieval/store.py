@@ -234,16 +234,45 @@ class EdgeStore:
         mode: Mode = "hybrid",
         fusion_k: int = 60,
     ) -> list[Hit]:
-        request = self._request(Query(dense, sparse, scope, limit, mode, fusion_k))
-        return _hits(self._shard.query(request))
+        return self.query_many([Query(dense, sparse, scope, limit, mode, fusion_k)])[0]
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
-        """One `query_batch`: Qdrant plans the batch together (about half the CPU per query
-        of single calls at 100k points)."""
-        if len(queries) == 1:
-            return [_hits(self._shard.query(self._request(queries[0])))]
-        batch = self._qe.QueryBatchRequest([self._request(q) for q in queries])
-        return [_hits(points) for points in self._shard.query_batch(batch)]
+        """Ranked ids from one `query_batch` (Qdrant plans the batch together: about half
+        the CPU per query of single calls at 100k points), then every hit's payload and
+        dense vector from one `retrieve` by id.
+
+        Two steps because asking the query itself for payloads and vectors cost more
+        than the search at 100k points (3.4 ms a query against 1.4 ms for ids and
+        scores alone; the `retrieve` of the same 15 points with both takes about
+        0.1 ms). A point deleted between the two steps (its version was just replaced)
+        is left out, as a reader would drop it a moment later anyway."""
+        requests = [self._request(q) for q in queries]
+        if len(requests) == 1:
+            ranked = [self._shard.query(requests[0])]
+        else:
+            ranked = self._shard.query_batch(self._qe.QueryBatchRequest(requests))
+        ids = list({point.id: None for points in ranked for point in points})
+        records = (
+            {
+                record.id: record
+                for record in self._shard.retrieve(ids, with_payload=True, with_vector=[DENSE])
+            }
+            if ids
+            else {}
+        )
+        return [
+            [
+                Hit(
+                    id=str(point.id),
+                    score=float(point.score),
+                    payload=dict(record.payload or {}),
+                    dense=_dense_of(record.vector),
+                )
+                for point in points
+                if (record := records.get(point.id)) is not None
+            ]
+            for points in ranked
+        ]
 
     def _request(self, q: Query) -> Any:
         qe = self._qe
@@ -252,7 +281,7 @@ class EdgeStore:
             if len(self._filters) >= 1024:
                 self._filters.clear()
             flt = self._filters[q.scope] = self._filter(q.scope)
-        dense_q = qe.Query.Nearest([float(x) for x in q.dense], using=DENSE)
+        dense_q = qe.Query.Nearest(_floats(q.dense), using=DENSE)
         sparse_q = qe.Query.Nearest(
             qe.SparseVector(q.sparse.indices, q.sparse.values), using=SPARSE
         )
@@ -265,15 +294,15 @@ class EdgeStore:
                 ],
                 query=qe.Fusion.Rrf(k=q.fusion_k),
                 filter=flt,
-                with_payload=True,
-                with_vector=[DENSE],
+                with_payload=False,
+                with_vector=False,
             )
         return qe.QueryRequest(
             limit=q.limit,
             query=dense_q if q.mode == "dense" else sparse_q,
             filter=flt,
-            with_payload=True,
-            with_vector=[DENSE],
+            with_payload=False,
+            with_vector=False,
         )
 
     def point_versions(self) -> dict[str, int]:
@@ -329,6 +358,12 @@ def _exported(point_id: Any, vector: Any, payload: Any) -> PointRecord:
         else SparseVec([], []),
         payload=dict(payload or {}),
     )
+
+
+def _floats(vector: Dense) -> list[float]:
+    if isinstance(vector, np.ndarray):
+        return [float(x) for x in vector.tolist()]  # tolist: C floats to Python at once
+    return [float(x) for x in vector]
 
 
 def _hits(points: Iterable[Any]) -> list[Hit]:

@@ -1,0 +1,82 @@
+"""EdgeStore.query_many: ranked ids from the query, payloads and vectors by id after."""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.sparse import SparseVec
+from retrieval.store import EdgeStore, PointRecord, Query, Scope
+
+
+def _store(tmp_path: Path, n: int = 40) -> tuple[EdgeStore, np.ndarray, list[str]]:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    store = EdgeStore(tmp_path / "shard", 8)
+    store.upsert(
+        [
+            PointRecord(
+                id=ids[i],
+                dense=vectors[i],
+                sparse=SparseVec([i % 5, 10 + i % 3], [1.0, 0.5]),
+                payload={
+                    "version_id": i,
+                    "audience": "patient" if i % 4 else "staff",
+                    "text": f"passage {i}",
+                },
+            )
+            for i in range(n)
+        ]
+    )
+    return store, vectors, ids
+
+
+def test_hits_carry_payload_and_vector_in_rank_order(tmp_path: Path) -> None:
+    store, vectors, ids = _store(tmp_path)
+    try:
+        scope = Scope(audiences=("patient",))
+        queries = [
+            Query(vectors[3], SparseVec([3], [1.0]), scope, limit=6),
+            Query(vectors[9], SparseVec([4], [1.0]), scope, limit=6, mode="dense"),
+        ]
+        for q, hits in zip(queries, store.query_many(queries), strict=True):
+            assert len(hits) == 6
+            assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+            for hit in hits:
+                i = ids.index(hit.id)
+                assert hit.payload["version_id"] == i and hit.payload["text"] == f"passage {i}"
+                assert hit.payload["audience"] == "patient"  # the filter applied
+                assert hit.dense is not None
+                assert np.allclose(hit.dense, vectors[i], atol=1e-6)
+            if q.mode == "dense":  # plain cosine: the scores are the vectors' dot products
+                cosines = [float(np.dot(h.dense, q.dense)) for h in hits if h.dense is not None]
+                assert np.allclose([h.score for h in hits], cosines)
+        assert store.query(queries[0].dense, queries[0].sparse, scope, 6)[0].id == ids[3]
+    finally:
+        store.close()
+
+
+def test_a_point_gone_before_its_payload_is_read_is_left_out(tmp_path: Path) -> None:
+    store, vectors, _ = _store(tmp_path)
+    try:
+        q = Query(vectors[5], SparseVec([0], [1.0]), Scope(), limit=5, mode="dense")
+        before = store.query_many([q])[0]
+        gone = before[1].id
+        shard: Any = store._shard
+
+        class Racing:  # the version is replaced between the ranking and the read by id
+            def __getattr__(self, name: str) -> Any:
+                return getattr(shard, name)
+
+            def retrieve(self, point_ids: list[Any], **kw: Any) -> Any:
+                return [r for r in shard.retrieve(point_ids, **kw) if str(r.id) != gone]
+
+        store._shard = Racing()  # type: ignore[assignment]
+        after = store.query_many([q])[0]
+        store._shard = shard
+        assert [h.id for h in after] == [h.id for h in before if h.id != gone]
+    finally:
+        store.close()
