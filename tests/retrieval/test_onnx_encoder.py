@@ -6,6 +6,7 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from governance.errors import InvalidInput
 from governance.models import EmbeddingCache
 from ingest.index import IndexSync
 from retrieval.embed import Embedder
-from retrieval.onnx_encoder import default_cache_dir, fingerprint
+from retrieval.onnx_encoder import SHORT_TOKENS, OnnxInt8Encoder, default_cache_dir, fingerprint
 from retrieval.sparse import SparseEncoder
 from retrieval.store import EdgeStore, PointRecord
 from tests.offline import REFUSE_NETWORK
@@ -181,3 +182,35 @@ def test_an_index_from_before_the_marker_is_taken_as_torch(
     assert legacy.store.count() == 1
     legacy.close()
     assert (home / "index.encoder").read_text().strip() == fp32.cache_key
+
+
+def test_questions_run_on_one_thread_with_the_same_vectors(int8: Embedder) -> None:
+    encoder = int8._encoder
+    assert isinstance(encoder, OnnxInt8Encoder)
+    question = "Is the billing office open on Saturday?"
+    long_text = "a much longer passage about visiting hours and parking " * 12
+    calls: list[str] = []
+
+    def spy(name: str, session: Any) -> Any:
+        class Spy:
+            def run(self, *args: Any) -> Any:
+                calls.append(name)
+                return session.run(*args)
+
+        return Spy()
+
+    short, full = encoder.short_session, encoder.session
+    try:
+        encoder.short_session, encoder.session = spy("short", short), spy("full", full)
+        int8.embed([question])
+        int8.embed([long_text])
+        assert calls == ["short", "full"]  # a question on one thread, a passage on all
+    finally:
+        encoder.short_session, encoder.session = short, full
+    # the thread count changes no bit of a vector
+    try:
+        encoder.short_tokens = 0  # everything through the default (all-core) session
+        everywhere = int8.embed([question])[0]
+    finally:
+        encoder.short_tokens = SHORT_TOKENS
+    assert np.array_equal(everywhere, int8.embed([question])[0])
