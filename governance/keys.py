@@ -193,6 +193,20 @@ class KeyCache:
             self._entries[digest] = (principal, seq)
         return principal
 
+    def sequence(self) -> int:
+        """The audit sequence now: a cached entry read at it is still current."""
+        with self._engine.connect() as connection:
+            return int(connection.execute(_AUDIT_SEQ).scalar() or 0)
+
+    def cached(self, presented: str | None, seq: int) -> Principal | None:
+        """The cached principal for `presented` if it was read at audit sequence `seq`.
+
+        For callers that read `seq` themselves after the request arrived (an event loop
+        reads it once for all the requests that arrived before the read: see
+        `retrieval.api.caller`); `None` means authenticate the slow way."""
+        hit = self._entries.get(_hash(presented or ""))
+        return hit[0] if hit is not None and hit[1] == seq else None
+
 
 def revoke(session: Session, prefix: str, *, by: str) -> ApiKey:
     key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()

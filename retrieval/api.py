@@ -16,6 +16,7 @@ from governance.errors import NotFound
 from governance.keys import KeyCache, Principal, Scope
 from governance.models import Audience, Rating
 from retrieval.answer import AbstainReason, Answer, AnswerService, Channel
+from retrieval.batching import TickBatcher
 from retrieval.hybrid import Passage
 
 MAX_QUESTION_CHARS = 1000
@@ -238,9 +239,22 @@ async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The calling key, from the in-process cache (a revoked key still fails at once)."""
+    """The calling key, from the in-process cache (a revoked key still fails at once).
+
+    The cache entry is trusted while the audit sequence is the one it was read at. That
+    sequence is read once for all the requests waiting on this event loop, after they
+    arrived: a key revoked before a request came in fails it, as with a read per request.
+    """
     cache: KeyCache = request.app.state.keys
-    return cache.authenticate(credentials.credentials if credentials else None)
+    presented = credentials.credentials if credentials else None
+    state = request.app.state
+    sequences: TickBatcher[None, int] | None = getattr(state, "key_sequence", None)
+    if sequences is None:
+        sequences = state.key_sequence = TickBatcher(
+            lambda waiting: [cache.sequence()] * len(waiting)
+        )
+    principal = cache.cached(presented, await sequences.submit(None))
+    return principal if principal is not None else cache.authenticate(presented)
 
 
 CallerDep = Annotated[Principal, Depends(caller)]

@@ -1,13 +1,13 @@
 """Hybrid retrieval: dense + sparse prefetch, RRF fusion in Qdrant, live and fresh checks."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import numpy.typing as npt
 
-from governance.models import Audience
+from governance.models import Audience, LiveVersion
 from retrieval.batching import TickBatcher
 from retrieval.catalog import Catalog, FreshnessMode, FreshnessPolicy
 from retrieval.embed import Embedder
@@ -66,6 +66,10 @@ class Retriever:
         self.reranker = reranker
         self.rerank_depth = rerank_depth
         self._batched = TickBatcher(store.query_many)
+        # the requests resumed together by one index batch share one epoch read
+        self._epochs: TickBatcher[None, int] = TickBatcher(
+            lambda waiting: [catalog.epoch()] * len(waiting)
+        )
 
     def search(
         self,
@@ -84,7 +88,7 @@ class Retriever:
         hits = self.store.query(
             query.dense, query.sparse, query.scope, query.limit, query.mode, query.fusion_k
         )
-        return self._passages(question, dense, hits, audience, top_k)
+        return self._passages(question, dense, hits, self.catalog.live(), audience, top_k)
 
     async def search_async(
         self,
@@ -101,7 +105,8 @@ class Retriever:
         if query is None:
             return []
         hits = await self._batched.submit(query)
-        return self._passages(question, query_vector, hits, audience, top_k)
+        live = self.catalog.live_at(await self._epochs.submit(None))
+        return self._passages(question, query_vector, hits, live, audience, top_k)
 
     def _query(
         self,
@@ -132,6 +137,7 @@ class Retriever:
         question: str,
         dense: npt.NDArray[np.float32],
         hits: Sequence[Hit],
+        live: Mapping[int, LiveVersion],
         audience: Audience,
         top_k: int,
     ) -> list[Passage]:
@@ -139,7 +145,6 @@ class Retriever:
         # Qdrant returns equal fused scores in arbitrary order (RRF ties are common), so
         # break ties by point id: the same question gets the same answer every time.
         hits = sorted(hits, key=lambda h: (-h.score, h.id))
-        live = self.catalog.live()
         today = self.today()
         fresh: list[Passage] = []
         stale: list[Passage] = []

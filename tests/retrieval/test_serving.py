@@ -4,6 +4,7 @@ batched index queries return exactly what single ones do."""
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -170,3 +171,72 @@ def test_a_failing_batch_fails_each_of_its_callers() -> None:
     ok, bad = asyncio.run(main())
     assert ok == [2, 4]
     assert all(isinstance(b, ValueError) for b in bad)
+
+
+def test_requests_resumed_together_share_one_epoch_read(
+    sample_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evals import datasets
+
+    retriever = sample_runtime.retriever
+    catalog = retriever.catalog
+    asked = [(q.question, q.audience) for q in datasets.load("sample")[:12]]
+    vectors = sample_runtime.embedder.embed([text for text, _ in asked])
+    reads: list[int] = []
+    real_epoch = catalog.epoch
+
+    def counted() -> int:
+        reads.append(1)
+        return real_epoch()
+
+    monkeypatch.setattr(catalog, "epoch", counted)
+
+    async def together() -> list[list[Passage]]:
+        return await asyncio.gather(
+            *(
+                retriever.search_async(text, vector, audience=audience)
+                for (text, audience), vector in zip(asked, vectors, strict=True)
+            )
+        )
+
+    found = asyncio.run(together())
+    assert len(reads) == 1  # one read of the published set's epoch for all 12
+    assert all(found)
+
+
+def test_keys_waiting_together_share_one_sequence_read_and_revocation_still_bites(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from governance.errors import Unauthenticated
+    from governance.keys import KeyCache
+    from retrieval.api import caller
+
+    with Session(runtime.engine) as s:
+        key, secret = keys.create(s, name="agent", scopes=["answer"], created_by="test")
+    cache = KeyCache(runtime.engine)
+    request: Any = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(keys=cache)))
+    credentials: Any = SimpleNamespace(credentials=secret)
+    reads: list[int] = []
+    real_sequence = cache.sequence
+
+    def counted() -> int:
+        reads.append(1)
+        return real_sequence()
+
+    monkeypatch.setattr(cache, "sequence", counted)
+
+    async def ten() -> list[Any]:
+        return await asyncio.gather(
+            *(caller(request, credentials) for _ in range(10)), return_exceptions=True
+        )
+
+    cache.authenticate(secret)  # the first sight of a key reads it from the database
+    first = asyncio.run(ten())
+    assert [p.name for p in first] == ["agent"] * 10
+    assert len(reads) == 1  # one sequence read for the ten, all served from the cache
+    with Session(runtime.engine) as s:
+        keys.revoke(s, key.prefix, by="admin")
+    after = asyncio.run(ten())
+    assert all(isinstance(r, Unauthenticated) for r in after), after
