@@ -71,9 +71,19 @@ def stop(server: subprocess.Popen[bytes], timeout: float = 60) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """User + system CPU of a process, all its threads, and of its live child processes
+    (`canon serve` encodes questions in one; Linux /proc)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if proc.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -86,13 +86,16 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         writer = answer_log.Writer(rt.engine) if rt.settings.answer_log else None
         app.state.answer_log = writer
         if rt.settings.micro_batch:
-            rt.embedder.enable_micro_batching(rt.settings.micro_batch_wait_ms)
+            rt.embedder.enable_micro_batching(
+                rt.settings.micro_batch_wait_ms, process=rt.settings.query_encoder_process
+            )
         rt.embedder.embed_query("warm up")
         try:
             yield
         finally:
             if writer is not None:
                 writer.close()  # what is queued is written before the database closes
+            rt.embedder.disable_micro_batching()
             if runtime is None:
                 rt.close()
 

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     grounding_embed: bool = Field(default=True, description="embedding support for paraphrases")
     micro_batch: bool = Field(default=True, description="batch concurrent query embeddings")
     micro_batch_wait_ms: float = Field(default=0.0, ge=0, le=50)
+    query_encoder_process: bool = Field(
+        default=True,
+        description="serve: encode questions in a child process (the model never waits for "
+        "the server's GIL)",
+    )
     answer_log: bool = Field(default=True, description="store answers (question de-identified)")
     max_request_bytes: int = Field(default=16_384, gt=0)
     freshness_mode: FreshnessMode = FreshnessMode.withhold

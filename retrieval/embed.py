@@ -7,13 +7,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from governance.errors import InvalidInput
 from retrieval.batching import MicroBatcher
+
+if TYPE_CHECKING:
+    from retrieval.encoder_process import EncoderProcess
 
 Vector = npt.NDArray[np.float32]
 
@@ -115,6 +118,7 @@ class Embedder:
         self.model_name = model
         self.model_path = resolve_model(model)
         self.backend = backend
+        self._onnx_cache = onnx_cache
         self._encoder = load_encoder(self.model_path, backend, onnx_cache)
         self.dim: int = self._encoder.dim
         self.batch_size = batch_size
@@ -123,13 +127,35 @@ class Embedder:
         self._cache_size = cache_size
         self._recent = threading.local()  # this thread's last query: one request embeds it once
         self._batcher: MicroBatcher | None = None
+        self._process: EncoderProcess | None = None
         if micro_batch:
             self.enable_micro_batching(micro_batch_wait_ms)
 
-    def enable_micro_batching(self, wait_ms: float = 0.0) -> MicroBatcher:
+    def enable_micro_batching(self, wait_ms: float = 0.0, *, process: bool = False) -> MicroBatcher:
+        """Batch concurrent queries; with `process`, encode them in a child process
+        (`retrieval.encoder_process`: the model then never waits for this process's GIL).
+        Vectors are the same either way."""
         if self._batcher is None:
-            self._batcher = MicroBatcher(self.embed, max_batch=64, max_wait_ms=wait_ms)
+            encode = self.embed
+            if process:
+                from retrieval.encoder_process import EncoderProcess
+
+                self._process = EncoderProcess(self.model_path, self.backend, self._onnx_cache)
+                encode = self._process.encode
+            # Across a pipe, smaller batches keep the child and the event loop both busy:
+            # at 32 clients, batches of at most 8 served 10% more than batches of 64.
+            size = 8 if process else 64
+            self._batcher = MicroBatcher(encode, max_batch=size, max_wait_ms=wait_ms)
         return self._batcher
+
+    def disable_micro_batching(self) -> None:
+        """Stop the batcher's worker (and the encoder process, if any)."""
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+        process, self._process = self._process, None
+        if process is not None:
+            process.close()
 
     @property
     def cache_key(self) -> str:

@@ -1,0 +1,65 @@
+"""The query encoder in a child process gives the in-process encoder's vectors, survives
+the child's death, and reports a child that cannot start."""
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from governance.errors import IndexUnavailable
+from retrieval.embed import Embedder
+from retrieval.encoder_process import EncoderProcess
+
+QUESTIONS = [
+    "Is the billing office open on Saturday?",
+    "How do I get my MRI prep instructions?",
+    "can my sister pick up my prescription",
+    "What is financial assistance?",
+]
+
+
+@pytest.fixture(scope="module")
+def child(embedder: Embedder) -> Iterator[EncoderProcess]:
+    process = EncoderProcess(embedder.model_path, embedder.backend)
+    yield process
+    process.close()
+
+
+def test_vectors_are_the_in_process_ones_bit_for_bit(
+    child: EncoderProcess, embedder: Embedder
+) -> None:
+    assert child.dim == embedder.dim
+    assert child.version == embedder._encoder.version
+    got = child.encode(QUESTIONS)  # a batch: spread over threads in the child
+    assert np.array_equal(got, embedder.embed(QUESTIONS))
+    assert np.array_equal(child.encode(QUESTIONS[:1]), embedder.embed(QUESTIONS[:1]))
+
+
+def test_a_dead_child_is_replaced_on_the_next_call(
+    child: EncoderProcess, embedder: Embedder
+) -> None:
+    pid, starts = child.pid, child.starts
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    got = child.encode(QUESTIONS[1:3])
+    assert child.starts == starts + 1 and child.pid != pid
+    assert np.array_equal(got, embedder.embed(QUESTIONS[1:3]))
+
+
+def test_a_child_that_cannot_load_its_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IndexUnavailable, match="failed to start"):
+        EncoderProcess(tmp_path / "no-model-here", "onnx-int8", tmp_path / "onnx")
+
+
+def test_the_embedder_serves_queries_through_the_child(embedder: Embedder) -> None:
+    served = Embedder(embedder.model_name, backend=embedder.backend, cache_size=0)
+    try:
+        served.enable_micro_batching(process=True)
+        assert served._process is not None and served._process.pid is not None
+        assert np.array_equal(served.embed_query(QUESTIONS[0]), embedder.embed(QUESTIONS[:1])[0])
+    finally:
+        served.disable_micro_batching()
+    assert served._process is None and served.batcher is None
