@@ -16,6 +16,7 @@ import random
 import socket
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -213,4 +214,66 @@ def drive(
         server_cpu = marks["end_server"] - marks["start_server"]
         out["server_cpu_ms_per_req"] = round(server_cpu * 1000 / n, 2) if n else None
         out["server_cores_busy"] = round(server_cpu / elapsed, 2)
+    return out
+
+
+def encoder_ceiling(embedder: Any, questions: list[str], seconds: float) -> dict[str, Any]:
+    """What the encoder alone does with the same questions, no server, three ways, each for
+    `seconds`: one question per call in one thread; calls of 32 questions; one question
+    per call in one thread per core at once (the encoder's sessions are thread-safe and
+    release the GIL). `qps` is the best of the three: the ceiling a server is held to.
+    CPU ms per query counts all of this process's threads."""
+    encoder = embedder._encoder
+    embedder.embed(questions[:32])
+    n = len(questions)
+
+    def timed(run: Any) -> tuple[float, float]:
+        cpu0, began = time.process_time(), time.perf_counter()
+        done = run(began + seconds)
+        wall = time.perf_counter() - began
+        return round(done / wall, 1), round((time.process_time() - cpu0) * 1000 / done, 2)
+
+    latencies: list[float] = []
+
+    def single(until: float) -> int:
+        i = 0
+        while time.perf_counter() < until:
+            t0 = time.perf_counter()
+            embedder.embed([questions[i % n]])
+            latencies.append((time.perf_counter() - t0) * 1000)
+            i += 1
+        return i
+
+    def batch32(until: float) -> int:
+        i = 0
+        while time.perf_counter() < until:
+            embedder.embed([questions[(i + k) % n] for k in range(32)])
+            i += 32
+        return i
+
+    def parallel(until: float) -> int:
+        counts: list[int] = []
+
+        def worker(offset: int) -> None:
+            i = 0
+            while time.perf_counter() < until:
+                encoder.encode([questions[(offset + i) % n]], 1)
+                i += 1
+            counts.append(i)
+
+        threads = [
+            threading.Thread(target=worker, args=(k * 97,)) for k in range(os.cpu_count() or 1)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(counts)
+
+    out: dict[str, Any] = {}
+    for name, run in (("single", single), ("batch32", batch32), ("parallel", parallel)):
+        out[f"{name}_qps"], out[f"{name}_cpu_ms"] = timed(run)
+    out["single_ms_p50"] = round(statistics.median(latencies), 2)
+    out["qps"] = max(out["single_qps"], out["batch32_qps"], out["parallel_qps"])
+    out["load_1min"] = os.getloadavg()[0]
     return out
