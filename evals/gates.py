@@ -33,6 +33,13 @@ DESCRIPTIVE = (
     "retired_probes",
     "retired_articles",
     "min_relevance",
+    "chunks",
+    "mean_tokens",
+    "max_tokens",
+    "mean_wordpieces",
+    "truncated",
+    "chunk_s_per_1000_docs",
+    "encoded",
 )
 
 

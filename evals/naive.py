@@ -69,7 +69,7 @@ def _sections(text: str) -> tuple[list[int], list[str]]:
     return starts, names
 
 
-def _spanned_sections(text: str, start: int, end: int) -> tuple[str, ...]:
+def spanned_sections(text: str, start: int, end: int) -> tuple[str, ...]:
     starts, names = _sections(text)
     bounds = [*starts[1:], len(text)]
     first = max(bisect.bisect_right(starts, start) - 1, 0)
@@ -133,7 +133,5 @@ class NaiveIndex:
             text = self.texts.get(article_id, "")
             start = node.start_char_idx or 0
             end = node.end_char_idx or start + 1
-            hits.append(
-                NaiveHit(article_id, _spanned_sections(text, start, end), scored.score or 0)
-            )
+            hits.append(NaiveHit(article_id, spanned_sections(text, start, end), scored.score or 0))
         return hits
