@@ -265,7 +265,7 @@ class EdgeStore:
                 Hit(
                     id=str(point.id),
                     score=float(point.score),
-                    payload=dict(record.payload or {}),
+                    payload=record.payload or {},  # a new dict on every access: no copy
                     dense=_dense_of(record.vector),
                 )
                 for point in points

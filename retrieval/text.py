@@ -1,5 +1,6 @@
 """Word and sentence splitting shared by the composer and the grounding check."""
 
+import functools
 import re
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.:'/-][a-z0-9]+)*", re.IGNORECASE)
@@ -25,8 +26,11 @@ def stem(word: str) -> str:
     return word
 
 
-def content_terms(text: str) -> set[str]:
-    return {stem(w) for w in words(text) if w not in STOPWORDS}
+@functools.lru_cache(maxsize=8192)
+def content_terms(text: str) -> frozenset[str]:
+    """Stemmed words minus stopwords. Cached: the composer and the grounding check ask
+    for the same popular passages' sentences request after request."""
+    return frozenset(stem(w) for w in words(text) if w not in STOPWORDS)
 
 
 def is_number(term: str) -> bool:
@@ -35,9 +39,14 @@ def is_number(term: str) -> bool:
 
 def sentences(text: str) -> list[str]:
     """Sentences, with every line of a list or table row kept as its own unit."""
+    return list(_sentences(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentences(text: str) -> tuple[str, ...]:
     found: list[str] = []
     for line in text.splitlines():
         line = line.strip()
         if line:
             found.extend(part.strip() for part in _SENTENCE_END.split(line) if part.strip())
-    return found
+    return tuple(found)
