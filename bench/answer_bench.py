@@ -28,11 +28,27 @@ Clients. bench/loadgen.py: one asyncio process, one keep-alive connection per cl
 closed loop, 2 s warm-up; each level reports the client's and the server's CPU ms per
 request beside latency and throughput.
 
+Building. Synthetic points are made and written to the Edge shard in batches of 2,048
+(only the sizes that also run the naive baseline hold them all), and the shard is
+optimised (HNSW built) after every 250,000 points and at the end: one optimize for the
+10k and 100k indexes, as before; four segments of about 250k for 1M, under the
+segment size Qdrant's optimizer aims for on this machine (by qdrant-edge's source,
+`max_segment_size` = indexing threads x 256,000 KB, about 340k of these 384-float
+vectors on 2 cores; one 1M segment would be 3x that). Each build's timings,
+peak RSS, point and segment counts, the shard's config and each segment's index config
+go to bench-build.json in its home.
+
     .venv/bin/python bench/answer_bench.py --sizes 10000 100000 --duration 10 \
         --json bench/results/answer_bench.json
+    # build once, keep, serve later (no naive baseline at 1M: brute force in Python)
+    .venv/bin/python bench/answer_bench.py --build-only --sizes 1000000 --keep /tmp/canon-1m
+    .venv/bin/python bench/answer_bench.py --home /tmp/canon-1m/n1000000 --smoke 10
+    .venv/bin/python bench/answer_bench.py --home /tmp/canon-1m/n1000000 \
+        --endpoints /v1/search --duration 10 --json bench/results/answer_bench_1m.json
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -43,7 +59,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +74,8 @@ import loadgen  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CLIENTS = (1, 8, 32)
+# Optimise (build HNSW) after every this many synthetic points: see grow_batches.
+STAGE_POINTS = 250_000
 
 
 # -------------------------------------------------------------------------- data
@@ -80,10 +98,10 @@ def build_base(home: Path) -> str:
     return secret
 
 
-def _open_shard(home: Path) -> Any:
+def _open_shard(home: Path, dim: int | None = 384) -> Any:
     from retrieval.store import EdgeStore
 
-    return EdgeStore(home / "index", 384)
+    return EdgeStore(home / "index", dim)
 
 
 def real_points(home: Path) -> list[tuple[np.ndarray, dict[str, Any]]]:
@@ -104,55 +122,146 @@ def real_points(home: Path) -> list[tuple[np.ndarray, dict[str, Any]]]:
     return found
 
 
-def synthesize(
-    real: list[tuple[np.ndarray, dict[str, Any]]], count: int, seed: int
-) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def synthesize_batches(
+    real: list[tuple[np.ndarray, dict[str, Any]]], count: int, seed: int, batch: int = 2048
+) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    """`count` synthetic points, `batch` at a time (the same points in the same order as
+    `synthesize`), so a 1M build never holds them all."""
     from retrieval.text import sentences
 
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     split = [sentences(str(p.get("text", ""))) or [str(p.get("text", ""))] for _, p in real]
-    vectors = np.empty((count, len(real[0][0])), dtype=np.float32)
-    payloads: list[dict[str, Any]] = []
-    for i in range(count):
-        a, b = rng.randrange(len(real)), rng.randrange(len(real))
-        parts = list(split[a])
-        rng.shuffle(parts)
-        parts.insert(rng.randrange(len(parts) + 1), rng.choice(split[b]))
-        mixed = 0.8 * real[a][0] + 0.2 * real[b][0] + nrng.normal(0, 0.02, len(real[a][0]))
-        vectors[i] = mixed / np.linalg.norm(mixed)
-        payloads.append(real[a][1] | {"text": " ".join(parts)})
-    return vectors, payloads
+    dim = len(real[0][0])
+    for start in range(0, count, batch):
+        n = min(batch, count - start)
+        vectors = np.empty((n, dim), dtype=np.float32)
+        payloads: list[dict[str, Any]] = []
+        for i in range(n):
+            a, b = rng.randrange(len(real)), rng.randrange(len(real))
+            parts = list(split[a])
+            rng.shuffle(parts)
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(split[b]))
+            mixed = 0.8 * real[a][0] + 0.2 * real[b][0] + nrng.normal(0, 0.02, dim)
+            vectors[i] = mixed / np.linalg.norm(mixed)
+            payloads.append(real[a][1] | {"text": " ".join(parts)})
+        yield vectors, payloads
+
+
+def synthesize(
+    real: list[tuple[np.ndarray, dict[str, Any]]], count: int, seed: int
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """All of `synthesize_batches` at once (the naive baseline needs every vector)."""
+    batches = list(synthesize_batches(real, count, seed))
+    if not batches:
+        return np.empty((0, len(real[0][0])), dtype=np.float32), []
+    return np.vstack([v for v, _ in batches]), [p for _, ps in batches for p in ps]
+
+
+def _rss_mb() -> dict[str, int]:
+    """This process's resident set now and its peak (VmHWM), in MB."""
+    found: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            found[name] = int(value.split()[0]) // 1024
+    return found
+
+
+def _reset_peak_rss() -> None:
+    """Restart VmHWM from the current RSS (Linux >= 4.0), so each build reports its own."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def grow(home: Path, vectors: np.ndarray, payloads: list[dict[str, Any]]) -> float:
-    """Write synthetic points straight into the Edge shard, then build its HNSW index."""
+    """Write synthetic points straight into the Edge shard, then build its HNSW index;
+    the seconds that took (the points already synthesised)."""
+    step = 2048
+    batches = (
+        (vectors[start : start + step], payloads[start : start + step])
+        for start in range(0, len(payloads), step)
+    )
+    return float(grow_batches(home, batches)["build_seconds"])
+
+
+def grow_batches(
+    home: Path,
+    batches: Iterable[tuple[np.ndarray, list[dict[str, Any]]]],
+    stage: int = STAGE_POINTS,
+) -> dict[str, Any]:
+    """Upsert synthetic points into the home's Edge shard batch by batch as they are made,
+    running `EdgeShard.optimize()` (HNSW build) after every `stage` points and once at the
+    end; up to `stage` points, that is one optimize at the end, as before.
+
+    Returns the seconds spent making points (synthesis, in the batches' generator),
+    writing them (BM25 vector, `upsert_points`) and optimising; `build_seconds` is
+    writing plus optimising (what earlier runs reported); and each optimize's seconds,
+    segment count and the RSS after it."""
     import qdrant_edge as qe
 
     from retrieval.sparse import SparseEncoder
 
     sparse = SparseEncoder()
     store = _open_shard(home)
-    started = time.perf_counter()
-    step = 2048
-    for start in range(0, len(payloads), step):
-        batch = []
-        for vec, payload in zip(
-            vectors[start : start + step].tolist(), payloads[start : start + step], strict=True
-        ):
+    shard = store._shard
+    synth_s = upsert_s = optimize_s = 0.0
+    optimizes: list[dict[str, Any]] = []
+    written = since_optimize = 0
+
+    def optimize() -> float:
+        t0 = time.perf_counter()
+        shard.flush()
+        shard.optimize()
+        took = time.perf_counter() - t0
+        optimizes.append(
+            {
+                "points_written": written,
+                "seconds": round(took, 1),
+                "segments": shard.info().segments_count,
+                "rss_mb": _rss_mb()["VmRSS"],
+            }
+        )
+        print(json.dumps({"optimized": optimizes[-1]}), file=sys.stderr, flush=True)
+        return took
+
+    iterator = iter(batches)
+    while True:
+        t0 = time.perf_counter()
+        item = next(iterator, None)
+        synth_s += time.perf_counter() - t0
+        if item is None:
+            break
+        vectors, payloads = item
+        t0 = time.perf_counter()
+        points = []
+        for vec, payload in zip(vectors.tolist(), payloads, strict=True):
             sv = sparse.document(payload["text"])
-            batch.append(
+            points.append(
                 qe.Point(
                     id=str(uuid.uuid4()),
                     vector={"dense": vec, "sparse": qe.SparseVector(sv.indices, sv.values)},
                     payload=payload,
                 )
             )
-        store._shard.update(qe.UpdateOperation.upsert_points(batch))
-    store._shard.flush()
-    store._shard.optimize()
+        shard.update(qe.UpdateOperation.upsert_points(points))
+        written += len(points)
+        since_optimize += len(points)
+        upsert_s += time.perf_counter() - t0
+        if since_optimize >= stage:
+            optimize_s += optimize()
+            since_optimize = 0
+    if since_optimize or not optimizes:
+        optimize_s += optimize()
     store.close()
-    return time.perf_counter() - started
+    return {
+        "synth_seconds": round(synth_s, 1),
+        "upsert_seconds": round(upsert_s, 1),
+        "optimize_seconds": round(optimize_s, 1),
+        "build_seconds": round(upsert_s + optimize_s, 1),
+        "stage_points": stage,
+        "optimizes": optimizes,
+    }
 
 
 def save_naive(path: Path, vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
@@ -298,6 +407,145 @@ def measure(
     return out
 
 
+def bench_key(home: Path) -> str:
+    """A new `answer`-scoped key in the home's database (a kept home is served again
+    later, and a key's secret is stored only as a hash)."""
+    from sqlmodel import Session
+
+    from canon.runtime import Runtime
+    from canon.settings import Settings
+    from governance import keys
+
+    rt = Runtime(Settings(home=home))
+    with Session(rt.engine) as session:
+        _key, secret = keys.create(session, name="bench", scopes=["answer"], created_by="bench")
+    rt.close()
+    return secret
+
+
+def describe_index(home: Path) -> dict[str, Any]:
+    """What was built: points, segments, the shard's stored config and each segment's
+    index config (HNSW m / ef_construct, storage), size on disk, the engine's version."""
+    from importlib.metadata import version
+
+    shard_dir = home / "index"
+    store = _open_shard(home, None)
+    try:
+        info = store._shard.info()
+        points, segments = store.count(), info.segments_count
+    finally:
+        store.close()
+    indexes: dict[str, int] = {}
+    for seg in sorted((shard_dir / "segments").glob("*/segment.json")):
+        config = json.loads(seg.read_text())["config"]
+        dense = config["vector_data"]["dense"]
+        key = json.dumps(
+            {
+                "index": dense["index"],
+                "storage": dense["storage_type"],
+                "quantization": dense.get("quantization_config"),
+                "sparse_index": config["sparse_vector_data"]["sparse"]["index"]["index_type"],
+                "payload": config["payload_storage_type"],
+            },
+            sort_keys=True,
+        )
+        indexes[key] = indexes.get(key, 0) + 1
+    disk = sum(f.stat().st_blocks * 512 for f in shard_dir.rglob("*") if f.is_file())
+    return {
+        "points": points,
+        "segments": segments,
+        "edge_config": json.loads((shard_dir / "edge_config.json").read_text()),
+        "segment_configs": [{"segments": n, **json.loads(k)} for k, n in indexes.items()],
+        "index_disk_mb": round(disk / 2**20),
+        "qdrant_edge_py": version("qdrant-edge-py"),
+    }
+
+
+def build_home(
+    base: Path,
+    real: list[tuple[np.ndarray, dict[str, Any]]],
+    home: Path,
+    size: int,
+    stage: int,
+    keep_points: bool,
+) -> tuple[dict[str, Any], tuple[np.ndarray, list[dict[str, Any]]] | None]:
+    """Copy the published base to `home` and grow it to `size` points. With
+    `keep_points` (the naive baseline needs them) the synthetic points are made first
+    and returned; otherwise they are made and written batch by batch. The figures are
+    also written to `home`/bench-build.json."""
+    shutil.copytree(base, home)
+    count = size - len(real)
+    load_before, cpu0 = os.getloadavg(), time.process_time()
+    _reset_peak_rss()
+    kept: tuple[np.ndarray, list[dict[str, Any]]] | None = None
+    synth_s = 0.0
+    if keep_points:
+        t0 = time.perf_counter()
+        kept = synthesize(real, count, seed=size)
+        synth_s = time.perf_counter() - t0
+        vectors, payloads = kept
+        batches: Iterable[tuple[np.ndarray, list[dict[str, Any]]]] = (
+            (vectors[i : i + 2048], payloads[i : i + 2048]) for i in range(0, count, 2048)
+        )
+    else:
+        batches = synthesize_batches(real, count, seed=size)
+    figures = grow_batches(home, batches, stage=stage)
+    figures["synth_seconds"] = round(figures["synth_seconds"] + synth_s, 1)
+    record: dict[str, Any] = {
+        "points": size,
+        "synthetic": count,
+        "seed": size,
+        "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **figures,
+        "cpu_seconds": round(time.process_time() - cpu0, 1),
+        "peak_rss_mb": _rss_mb()["VmHWM"],
+        "nice": os.nice(0),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "index": describe_index(home),
+    }
+    (home / "bench-build.json").write_text(json.dumps(record, indent=2))
+    print(json.dumps({"built": str(home), **record}), flush=True)
+    return record, kept
+
+
+def smoke(port: int, auth: dict[str, str], golden: list[Any], n: int) -> dict[str, Any]:
+    """A handful of /v1/search requests, one at a time: does the index answer with live
+    passages, and roughly how fast. A smoke check, not the benchmark."""
+    import urllib.request
+
+    rows = []
+    for q in golden[:n]:
+        body = json.dumps({"question": q.question, "audience": q.audience.value}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/search",
+            data=body,
+            headers=auth | {"Content-Type": "application/json"},
+        )
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            reply = json.loads(response.read())
+        ms = (time.perf_counter() - t0) * 1000
+        passages = reply.get("passages", [])
+        rows.append(
+            {
+                "question": q.question,
+                "ms": round(ms, 1),
+                "passages": len(passages),
+                "top": [(p.get("article_id"), p.get("version")) for p in passages[:3]],
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return {"requests": rows, "ms": sorted(r["ms"] for r in rows)}
+
+
+def server_rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
@@ -314,6 +562,37 @@ def main() -> None:
     parser.add_argument(
         "--ceiling-seconds", type=float, default=4.0, help="encoder ceiling after each level"
     )
+    parser.add_argument(
+        "--stage-points",
+        type=int,
+        default=STAGE_POINTS,
+        help="optimise the shard after every N synthetic points (see grow_batches)",
+    )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="build each home in DIR/n<size> and keep it"
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="build the homes (with --keep) and stop"
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="measure Canon on a home kept by --keep (no build, no naive baseline)",
+    )
+    parser.add_argument(
+        "--endpoints",
+        nargs="+",
+        choices=["/v1/search", "/v1/answer"],
+        default=["/v1/search", "/v1/answer"],
+        help="with --home: the endpoints to measure",
+    )
+    parser.add_argument(
+        "--smoke",
+        type=int,
+        default=0,
+        help="with --home: send N golden questions to /v1/search one at a time and stop",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--serve-naive", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -321,6 +600,10 @@ def main() -> None:
     if args.serve_naive:
         serve_naive(args.serve_naive, args.port)
         return
+    if args.build_only and args.keep is None:
+        parser.error("--build-only needs --keep DIR")
+    if args.home is not None and not (args.home / "bench-build.json").is_file():
+        parser.error(f"--home {args.home}: no bench-build.json (build it with --keep)")
 
     from evals.datasets import load as load_dataset
 
@@ -335,6 +618,46 @@ def main() -> None:
         "load_before": os.getloadavg(),
         "runs": [],
     }
+
+    def save() -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2))
+
+    if args.build_only:
+        with tempfile.TemporaryDirectory(prefix="canon-answer-bench-") as tmp:
+            base = Path(tmp) / "base"
+            build_base(base)
+            real = real_points(base)
+            for size in [*args.sizes, *args.search_only]:
+                home = args.keep / f"n{size}"
+                if home.exists():
+                    raise SystemExit(f"{home} exists: remove it or keep another DIR")
+                record, _ = build_home(base, real, home, size, args.stage_points, False)
+                results["runs"].append({"home": str(home), "build": record})
+                save()
+        print(json.dumps(results, indent=2))
+        return
+
+    if args.home is not None and args.smoke:
+        secret = bench_key(args.home)
+        auth = {"Authorization": f"Bearer {secret}"}
+        port = loadgen.free_port()
+        t0 = time.perf_counter()
+        server = loadgen.start_canon(args.home, port)
+        try:
+            loadgen.wait_ready(port, auth)
+            ready_s = time.perf_counter() - t0
+            check = smoke(port, auth, golden, args.smoke)
+            check["server_ready_seconds"] = round(ready_s, 1)
+            check["server_rss_mb"] = server_rss_mb(server.pid)
+        finally:
+            loadgen.stop(server)
+        results["smoke"] = {"home": str(args.home), **check}
+        save()
+        print(json.dumps(results, indent=2))
+        return
+
     embedder = _embedder()
     backend = getattr(embedder, "backend", "torch")
     results["encoder_model"] = f"{embedder.model_name} ({backend})"
@@ -344,6 +667,35 @@ def main() -> None:
     def ceiling() -> dict[str, float]:
         return encoder_ceiling(embedder, questions, seconds=args.ceiling_seconds)
 
+    if args.home is not None:
+        build = json.loads((args.home / "bench-build.json").read_text())
+        secret = bench_key(args.home)
+        auth = {"Authorization": f"Bearer {secret}"}
+        run: dict[str, Any] = {
+            "points": build["points"],
+            "synthetic": build["synthetic"],
+            "home": str(args.home),
+            "build": build,
+            "naive": "not run: a kept home has no naive copy (--home)",
+            "load_at_start": os.getloadavg(),
+        }
+        port = loadgen.free_port()
+        server = loadgen.start_canon(args.home, port)
+        try:
+            loadgen.wait_ready(port, auth)
+            run["server_rss_mb_ready"] = server_rss_mb(server.pid)
+            run["canon"] = measure(
+                server, port, args.endpoints, bodies, args.duration, auth, ceiling
+            )
+            run["server_rss_mb_end"] = server_rss_mb(server.pid)
+        finally:
+            loadgen.stop(server)
+        run["load_at_end"] = os.getloadavg()
+        results["runs"].append(run)
+        save()
+        print(json.dumps(results, indent=2))
+        return
+
     with tempfile.TemporaryDirectory(prefix="canon-answer-bench-") as tmp:
         base = Path(tmp) / "base"
         secret = build_base(base)
@@ -351,14 +703,17 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {secret}"}
         plan = [(n, True) for n in args.sizes] + [(n, False) for n in args.search_only]
         for size, with_answer in plan:
-            home = Path(tmp) / f"n{size}"
-            shutil.copytree(base, home)
-            vectors, payloads = synthesize(real, size - len(real), seed=size)
-            build_s = grow(home, vectors, payloads)
-            run: dict[str, Any] = {
+            home = (args.keep or Path(tmp)) / f"n{size}"
+            if home.exists():
+                raise SystemExit(f"{home} exists: remove it or keep another DIR")
+            record, kept = build_home(
+                base, real, home, size, args.stage_points, size in naive_sizes
+            )
+            run = {
                 "points": size,
                 "synthetic": size - len(real),
-                "build_seconds": round(build_s, 1),
+                "build_seconds": record["build_seconds"],
+                "build": record,
             }
             endpoints = ["/v1/search", "/v1/answer"] if with_answer else ["/v1/search"]
             run["load_at_start"] = os.getloadavg()
@@ -372,10 +727,12 @@ def main() -> None:
                     )
                 finally:
                     loadgen.stop(server)
-            if size in naive_sizes:
+            if kept is not None:
+                vectors, payloads = kept
                 data = Path(tmp) / f"naive{size}"
                 all_vectors = np.vstack([np.stack([v for v, _ in real]), vectors])
                 save_naive(data, all_vectors, [p for _, p in real] + payloads)
+                del kept, vectors, payloads
                 port = loadgen.free_port()
                 cmd = [sys.executable, __file__, "--serve-naive", str(data), "--port", str(port)]
                 server = loadgen.start(cmd, os.environ | {"HF_HUB_OFFLINE": "1"})
@@ -387,10 +744,9 @@ def main() -> None:
                 shutil.rmtree(data, ignore_errors=True)
             run["load_at_end"] = os.getloadavg()
             results["runs"].append(run)
-            shutil.rmtree(home, ignore_errors=True)
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(results, indent=2))
+            if args.keep is None:
+                shutil.rmtree(home, ignore_errors=True)
+            save()
     print(json.dumps(results, indent=2))
 
 
