@@ -126,11 +126,13 @@ class IndexSync:
         self, article: Article, version: ArticleVersion, chunks: Sequence[Chunk]
     ) -> None:
         self.store.upsert(self.points(article, version, chunks))
+        self.store.maintain()
 
     def add_versions(
         self, items: Sequence[tuple[Article, ArticleVersion, Sequence[Chunk]]]
     ) -> None:
         self.store.upsert([p for item in items for p in self.points(*item)])
+        self.store.maintain()
 
     def remove_version(self, version_id: int) -> None:
         self.store.delete_version(version_id)
@@ -181,5 +183,6 @@ def doctor(session: Session, sync: IndexSync, *, repair: bool = True) -> DoctorR
             version = service.get_version(session, version_id)
             article = service.get_article(session, version.article_id)
             sync.add_version(article, version, chunks_by_version[version_id])
+        sync.store.maintain(force=True)  # HNSW over what publishes left unindexed
     report.points = sync.store.count() if repair else len(in_index)
     return report

@@ -5,6 +5,7 @@ named sparse vector `sparse` (IDF modifier, BM25 weights), and payload indexes
 on the fields retrieval filters by.
 """
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,18 @@ from governance.errors import IndexUnavailable
 from retrieval.sparse import SparseVec
 
 EXPORT_BATCH = 512
+
+# When `EdgeStore.maintain` runs `EdgeShard.optimize()` (HNSW build). qdrant-edge never
+# optimises on its own, and `optimize()` holds the GIL for its whole run (about 1 CPU s
+# per 1k random 384-d points; every other thread of the process, `canon serve`'s event
+# loop included, waits), so it runs only once this many points have been written since
+# the last one, or a tenth of the shard if that is more (Qdrant's indexing optimizer
+# rebuilds the smallest indexed segment together with the new points, so each run costs
+# about that segment's size: the fraction bounds that cost per point written).
+# Qdrant's own threshold (10,000 KB: ~6.7k 384-d vectors) is below this, so a run that
+# passes the gate indexes. Measurements: bench/README.md, "1M chunks".
+INDEX_AFTER_POINTS = 10_000
+INDEX_AFTER_FRACTION = 0.1
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -74,6 +87,11 @@ class VectorStore(Protocol):
 
     def delete_points(self, ids: Sequence[str]) -> None: ...
 
+    def maintain(self, *, force: bool = False) -> bool:
+        """Build search indexes over recently written points if enough have piled up
+        (`force`: ask the engine regardless). True if anything was rebuilt."""
+        ...
+
     def query(
         self,
         dense: Dense,
@@ -114,12 +132,22 @@ def _batches(items: Sequence[PointRecord], size: int) -> Iterable[Sequence[Point
 class EdgeStore:
     """Qdrant Edge shard in a local directory; one process holds it at a time."""
 
-    def __init__(self, path: Path, dim: int | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dim: int | None,
+        *,
+        index_after: int = INDEX_AFTER_POINTS,
+        index_after_fraction: float = INDEX_AFTER_FRACTION,
+    ) -> None:
         """`dim=None` opens an existing shard as it is (no model needed to know its size)."""
         import qdrant_edge as qe
 
         self._qe = qe
         self.path = path
+        self.index_after = index_after
+        self.index_after_fraction = index_after_fraction
+        self._maintaining = threading.Lock()
         self._filters: dict[Scope, Any] = {}
         config = (
             qe.EdgeConfig(
@@ -148,6 +176,49 @@ class EdgeStore:
                 ) from exc
             raise IndexUnavailable(f"cannot open the index at {path}: {message}") from exc
         self._ensure_payload_indexes()
+        self._unindexed = self._unindexed_estimate()
+
+    def _unindexed_estimate(self) -> int:
+        """Dense vectors outside any HNSW graph, from `info()`: every point has a sparse
+        vector, which always counts as indexed, so that is 2 x points - indexed. Deleted
+        points still stored count as indexed until a vacuum, so after replacements this
+        is low; the count of points written since (kept in `upsert`) makes up for it in a
+        long-running process, and `maintain(force=True)` asks Qdrant itself."""
+        info = self._shard.info()
+        return max(0, 2 * int(info.points_count) - int(info.indexed_vectors_count))
+
+    @property
+    def unindexed(self) -> int:
+        """Points written since the last optimize (or estimated unindexed at open)."""
+        return self._unindexed
+
+    def maintain(self, *, force: bool = False) -> bool:
+        """Run `EdgeShard.optimize()` once enough points are outside an HNSW graph:
+        `index_after` points, or `index_after_fraction` of the shard if that is more.
+
+        Small publishes return at once (no engine call). Called after every write batch
+        of `IndexSync` and by `canon doctor`'s repair (`force=True`: Qdrant's own
+        optimizers decide; with nothing to do that costs about 0.1 ms). Readers are never
+        broken by it (queries during an optimize return full results) but they wait: the
+        engine holds the GIL until the optimize ends. One optimize at a time; a caller
+        that finds one running returns False."""
+        if not force:
+            if self._unindexed < self.index_after:
+                return False
+            points = int(self._shard.info().points_count)
+            if self._unindexed < self.index_after_fraction * points:
+                return False
+        if not self._maintaining.acquire(blocking=False):
+            return False
+        try:
+            changed = self._optimize()
+            self._unindexed = self._unindexed_estimate()
+        finally:
+            self._maintaining.release()
+        return changed
+
+    def _optimize(self) -> bool:
+        return bool(self._shard.optimize())
 
     def _ensure_payload_indexes(self) -> None:
         qe = self._qe
@@ -180,6 +251,7 @@ class EdgeStore:
                 )
             )
         self._shard.flush()
+        self._unindexed += len(points)
 
     def delete_version(self, version_id: int) -> None:
         qe = self._qe
@@ -483,6 +555,10 @@ class ServerStore:
             self._client.delete(
                 self.collection, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
             )
+
+    def maintain(self, *, force: bool = False) -> bool:
+        """Nothing to do: a Qdrant server runs its optimizers itself, in the background."""
+        return False
 
     def _filter(self, scope: Scope) -> Any:
         m = self._m
