@@ -12,13 +12,23 @@ same batching, and the first ingest is reported against that encoder-only time.
 `--per-qa` writes one file per question-answer pair (16,407 files) instead of one per
 document; `--memory` runs only the first ingest and records RSS against the files
 ingested, passages embedded and versions published, to show whether memory stays flat.
+Beside RSS every sample has its parts from /proc/self/status: `RssAnon` (heap: Python
+objects, malloc arenas, native libraries' buffers), `RssFile` (pages of mapped files:
+shared libraries, the model, Qdrant Edge's mmapped segments; page cache the kernel can
+drop) and `RssShmem`. `--tracemalloc` (with `--memory`) also traces Python allocations
+from the end of parsing and records, for each later step (review, embed, publish), the
+top 10 lines by memory still held at the step's end against its start; it slows those
+steps and its own bookkeeping shows up in RssAnon, so use it on a smaller `--limit` run.
 
 MedQuAD: Ben Abacha & Demner-Fushman, BMC Bioinformatics 2019, CC BY 4.0.
 """
 
 import argparse
+import ctypes
 import dataclasses
+import gc
 import json
+import linecache
 import os
 import random
 import resource
@@ -27,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -47,6 +58,38 @@ from ingest.bootstrap import publish_paths
 from ingest.index import doctor, embed_text
 from ingest.pipeline import FileResult, IngestReport
 
+# /proc/self/status fields (kB) and the names they get here
+STATUS_FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem"}
+
+
+def status_mb() -> dict[str, float]:
+    """This process's VmRSS and its three parts, in MB, from /proc/self/status.
+
+    anon: heap (what grows if we keep objects); file: mapped files' resident pages
+    (libraries, model weights, Qdrant Edge's mmapped segments), which the kernel can
+    drop and read back; shmem: shared memory. Empty where there is no /proc.
+    """
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in STATUS_FIELDS:
+                    out[STATUS_FIELDS[key]] = round(int(value.split()[0]) / 1024, 1)
+    except OSError:
+        return {}
+    return out
+
+
+def trim_heap() -> bool:
+    """Collect garbage and hand glibc's free heap pages back to the kernel (malloc_trim),
+    so what RssAnon still holds afterwards is memory in use, not freed-but-kept."""
+    gc.collect()
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
 
 class RssSampler:
     """Resident memory every `every` seconds, to show whether it grows with the corpus."""
@@ -54,6 +97,7 @@ class RssSampler:
     def __init__(self, every: float = 1.0) -> None:
         self.every = every
         self.samples: list[tuple[float, int]] = []
+        self.parts: list[dict[str, float]] = []  # status_mb() beside each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._proc = psutil.Process()
@@ -63,6 +107,7 @@ class RssSampler:
         while not self._stop.is_set():
             rss = self._proc.memory_info().rss
             self.samples.append((time.perf_counter() - self._start, rss))
+            self.parts.append(status_mb())
             self._stop.wait(self.every)
 
     def __enter__(self) -> "RssSampler":
@@ -79,6 +124,13 @@ class RssSampler:
             return []
         n = len(self.samples)
         return [round(self.samples[min(n - 1, (n * q) // 4)][1] / 2**20, 1) for q in (1, 2, 3, 4)]
+
+    def part_quartiles_mb(self, part: str) -> list[float]:
+        """RssAnon/RssFile/RssShmem (MB) at 25, 50, 75 and 100% of the phase."""
+        n = len(self.parts)
+        if not n or part not in self.parts[0]:
+            return []
+        return [self.parts[min(n - 1, (n * q) // 4)][part] for q in (1, 2, 3, 4)]
 
 
 def peak_rss_mb() -> float:
@@ -97,6 +149,10 @@ def phase(results: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
     entry["load_after"] = [round(x, 2) for x in os.getloadavg()]
     entry["rss_mb_quartiles"] = sampler.quartiles_mb()
     entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    for part in ("anon", "file", "shmem"):
+        entry[f"rss_{part}_mb_quartiles"] = sampler.part_quartiles_mb(part)
+    if sampler.parts and "anon" in sampler.parts[0]:
+        entry["peak_rss_anon_mb"] = max(p["anon"] for p in sampler.parts)
     results[name] = entry
 
 
@@ -105,10 +161,13 @@ def run_ingest(
     corpus: Path,
     entry: dict[str, Any],
     on_file: Callable[[FileResult], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> IngestReport:
     embedded = rt.sync.embedded
     timings: dict[str, float] = {}
-    report = publish_paths(rt.engine, rt.sync, [corpus], timings=timings, on_file=on_file)
+    report = publish_paths(
+        rt.engine, rt.sync, [corpus], timings=timings, on_file=on_file, on_step=on_step
+    )
     summary = report.summary()
     chunks = sum(f.chunks for f in report.files)  # of new versions: unchanged files report 0
     entry.update(
@@ -168,13 +227,17 @@ def per_qa(docs: list[medquad.MedDoc]) -> list[medquad.MedDoc]:
 
 
 class ProgressRss:
-    """RSS against progress: every `every` files ingested, then passages embedded and
-    versions published, sampled once a second by a background thread."""
+    """RSS (and RssAnon/RssFile/RssShmem) against progress: every `every` files ingested,
+    at the end of each step of `publish_paths`, and every 5 s from a background thread
+    with the passages embedded and versions published so far."""
+
+    STEPS = ("ingest", "review", "embed", "publish")
 
     def __init__(self, rt: Runtime, every: int = 500) -> None:
         self.rt = rt
         self.every = every
         self.files = 0
+        self.step = self.STEPS[0]  # the step of publish_paths running now
         self.rows: list[dict[str, Any]] = []
         self._proc = psutil.Process()
         self._start = time.perf_counter()
@@ -188,19 +251,33 @@ class ProgressRss:
                 .select_from(ArticleVersion)
                 .where(ArticleVersion.status == Status.published)
             ).one()
+        parts = status_mb()
         return {
             "t": round(time.perf_counter() - self._start, 1),
             "stage": stage,
+            "step": self.step,
             "files": self.files,
             "embedded": self.rt.sync.embedded,
             "published": published,
             "rss_mb": round(self._proc.memory_info().rss / 2**20, 1),
+            **{f"rss_{part}_mb": mb for part, mb in parts.items() if part != "rss"},
         }
 
     def on_file(self, _: FileResult) -> None:
         self.files += 1
         if self.files % self.every == 0:
             self.rows.append(self._row("ingest"))
+
+    def mark(self, stage: str, *, step: str | None = None) -> None:
+        if step is not None:
+            self.step = step
+        self.rows.append(self._row(stage))
+
+    def on_step(self, step: str) -> None:
+        """`publish_paths` finished `step`: a row for its end; later rows name the next."""
+        self.rows.append(self._row(f"{step} done"))
+        if step in self.STEPS[:-1]:
+            self.step = self.STEPS[self.STEPS.index(step) + 1]
 
     def _run(self) -> None:
         while not self._stop.wait(5.0):
@@ -217,9 +294,82 @@ class ProgressRss:
         self.rows.append(self._row("end"))
 
 
-def memory_run(rt: Runtime, corpus: Path, written: int, results: dict[str, Any]) -> None:
+class StepHeap:
+    """tracemalloc from the end of parsing: per later step, the top lines by memory
+    allocated during the step and still held at its end."""
+
+    def __init__(self, top: int = 10, frames: int = 8) -> None:
+        self.top = top
+        self.frames = frames
+        self.steps: dict[str, Any] = {}
+        self._before: tracemalloc.Snapshot | None = None
+
+    def on_step(self, step: str) -> None:
+        if self._before is None:  # parsing ended: start tracing what the rest allocates
+            tracemalloc.start(self.frames)
+            self._before = self._snapshot()
+            return
+        after = self._snapshot()
+        current, peak = tracemalloc.get_traced_memory()
+        diff = after.compare_to(self._before, "lineno")
+        by_trace = after.compare_to(self._before, "traceback")
+        self.steps[step] = {
+            "traced_mb_at_end": round(current / 2**20, 2),
+            "traced_peak_mb": round(peak / 2**20, 2),
+            "net_mb": round(sum(d.size_diff for d in diff) / 2**20, 2),
+            "top_lines": [
+                {
+                    "where": str(d.traceback[0]),
+                    "size_diff_kb": round(d.size_diff / 1024, 1),
+                    "count_diff": d.count_diff,
+                }
+                for d in diff[: self.top]
+            ],
+            "top_traceback": [
+                # file:line only: format() would read source lines into linecache, which
+                # the next step's diff would then count
+                {
+                    "size_diff_kb": round(d.size_diff / 1024, 1),
+                    "frames": [str(f) for f in d.traceback],
+                }
+                for d in by_trace[:3]
+            ],
+        }
+        tracemalloc.reset_peak()
+        self._before = after
+
+    def _snapshot(self) -> tracemalloc.Snapshot:
+        return tracemalloc.take_snapshot().filter_traces(
+            [
+                tracemalloc.Filter(False, tracemalloc.__file__),
+                tracemalloc.Filter(False, linecache.__file__),
+                tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+                tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+            ]
+        )
+
+    def stop(self) -> None:
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+
+
+def memory_run(
+    rt: Runtime, corpus: Path, written: int, results: dict[str, Any], *, trace_heap: bool = False
+) -> None:
+    heap = StepHeap() if trace_heap else None
     with phase(results, "first") as entry, ProgressRss(rt) as trace:
-        run_ingest(rt, corpus, entry, on_file=trace.on_file)
+
+        def on_step(step: str) -> None:
+            trace.on_step(step)
+            if heap is not None:
+                heap.on_step(step)
+
+        run_ingest(rt, corpus, entry, on_file=trace.on_file, on_step=on_step)
+    if heap is not None:
+        heap.stop()
+        results["tracemalloc"] = heap.steps
+    # What is still held once garbage is collected and free heap pages are returned
+    trace.mark("trimmed" if trim_heap() else "gc only", step="after")
     rates(results["first"], written, results["first"]["chunks_in_new_versions"])
     results["rss_trace"] = trace.rows
     ingest_rows = [r for r in trace.rows if r["stage"] == "ingest"]
@@ -239,6 +389,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--database-url", default=None, help="default: SQLite in the scratch home")
     parser.add_argument("--per-qa", action="store_true", help="one file per QA pair")
     parser.add_argument("--memory", action="store_true", help="first ingest only, RSS traced")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="with --memory: heap diff (top 10 lines) per step after parsing; slow",
+    )
     parser.add_argument(
         "--seed-cache",
         type=Path,
@@ -276,7 +431,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     step: Callable[[str], None] = lambda name: print(f"[ingest-bench] {name}", file=sys.stderr)  # noqa: E731
     if args.memory:
         step(f"first ingest of {written} files, RSS traced")
-        memory_run(rt, corpus, written, results)
+        memory_run(rt, corpus, written, results, trace_heap=args.tracemalloc)
         return finish(rt, args, work, results, [])
     step(f"first ingest of {written} documents")
     with phase(results, "first") as entry:

@@ -28,9 +28,11 @@ def publish_paths(
     timings: dict[str, float] | None = None,
     batch: int = 200,
     on_file: Callable[[FileResult], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """`timings`, if given, receives seconds per step: ingest, review, embed, publish.
-    `on_file` is called after each file is ingested (progress, benchmarks)."""
+    `on_file` is called after each file is ingested, `on_step` with a step's name when
+    it ends (progress, benchmarks)."""
     clock = time.perf_counter()
 
     def lap(step: str) -> None:
@@ -38,7 +40,9 @@ def publish_paths(
         now = time.perf_counter()
         if timings is not None:
             timings[step] = timings.get(step, 0.0) + now - clock
-        clock = now
+        if on_step is not None:
+            on_step(step)
+        clock = time.perf_counter()
 
     report = ingest(engine, paths, author=author, submit=True, on_file=on_file)
     lap("ingest")

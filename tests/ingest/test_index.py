@@ -55,6 +55,25 @@ def point_versions_by_article(runtime: Runtime) -> dict[str, set[int]]:
     return found
 
 
+def test_publish_paths_reports_each_step_as_it_ends(runtime: Runtime, corpus: Path) -> None:
+    """`on_step` fires once per step, after the step's work (benchmarks sample memory there)."""
+    seen: list[tuple[str, int, int]] = []
+
+    def on_step(step: str) -> None:
+        with Session(runtime.engine) as s:
+            published = len(
+                s.exec(
+                    select(ArticleVersion).where(ArticleVersion.status == Status.published)
+                ).all()
+            )
+        seen.append((step, runtime.sync.embedded, published))
+
+    timings: dict[str, float] = {}
+    publish_paths(runtime.engine, runtime.sync, [corpus], timings=timings, on_step=on_step)
+    assert seen == [("ingest", 0, 0), ("review", 0, 0), ("embed", 6, 0), ("publish", 6, 2)]
+    assert list(timings) == ["ingest", "review", "embed", "publish"]
+
+
 def test_a_new_version_reembeds_only_what_changed(runtime: Runtime, corpus: Path) -> None:
     sync = runtime.sync
     publish_paths(runtime.engine, sync, [corpus])
