@@ -5,9 +5,10 @@
 Takes the published versions of an ingested home (a copy of its canon.db; every vector
 must be in its embedding cache, so no model is loaded), builds their points with
 `IndexSync.points` and holds them all, then upserts them into a fresh Edge shard in
-batches of 200 versions (as `publish_paths` does), recording RssAnon and RssFile (see
-ingest_bench.status_mb) as it goes. What anon grows after the points are built is what
-the shard keeps in this process; file is its mmapped segments.
+batches of 200 versions, each followed by `maintain()` (as `publish_paths` does through
+`IndexSync.add_versions`: an HNSW build once enough points are unindexed), recording
+RssAnon and RssFile (see ingest_bench.status_mb) as it goes. What anon grows after the
+points are built is what the shard keeps in this process; file is its mmapped segments.
 """
 
 import argparse
@@ -86,10 +87,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     store = EdgeStore(work / "index", CacheOnly.dim)
     row("shard created", 0)
     done = 0
+    optimized = 0
     for i, batch in enumerate(batches):
         store.upsert(batch)
         done += len(batch)
-        if i % 10 == 9:
+        if store.maintain():  # as IndexSync.add_versions: HNSW once enough is unindexed
+            optimized += 1
+            row("upserted, then optimized", done)
+        elif i % 10 == 9:
             row("upserted", done)
     trim_heap()
     row("all upserted, heap trimmed", done)
