@@ -10,6 +10,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Apps under test encode questions in-process: a child encoder process costs 3-4 s to
+# start per app lifespan, and the suite starts hundreds. The child path has its own tests
+# (tests/retrieval/test_encoder_process.py), one of them through a served app.
+os.environ.setdefault("CANON_QUERY_ENCODER_PROCESS", "0")
 
 from canon.runtime import Runtime
 from canon.settings import Settings

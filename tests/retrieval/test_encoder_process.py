@@ -63,3 +63,38 @@ def test_the_embedder_serves_queries_through_the_child(embedder: Embedder) -> No
     finally:
         served.disable_micro_batching()
     assert served._process is None and served.batcher is None
+
+
+def test_the_app_serves_through_the_child_and_stops_it(tmp_path: Path, embedder: Embedder) -> None:
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    from canon.app import create_app
+    from canon.runtime import Runtime
+    from canon.settings import Settings
+    from evals.runner import publish_sample
+    from governance import keys
+
+    rt = Runtime(Settings(home=tmp_path / "home", query_encoder_process=True), embedder=embedder)
+    try:
+        publish_sample(rt)
+        with Session(rt.engine) as s:
+            _key, secret = keys.create(s, name="agent", scopes=["answer"], created_by="test")
+        with TestClient(create_app(rt)) as client:
+            child = embedder._process
+            assert child is not None and child.pid is not None
+            for path in ("/v1/search", "/v1/answer"):
+                response = client.post(
+                    path,
+                    json={"question": QUESTIONS[0]},
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
+                assert response.status_code == 200, response.text
+            assert client.post(
+                "/v1/search",
+                json={"question": QUESTIONS[0]},
+                headers={"Authorization": f"Bearer {secret}"},
+            ).json()["passages"]
+        assert embedder._process is None  # stopped with the app
+    finally:
+        rt.close()
