@@ -202,7 +202,11 @@ def run_trials(z: Zygote, home: Home, trials: int, seed: int) -> Tally:
     assert code == 0, (out, err)
 
     for trial in range(trials):
-        hold = rng.choice(HOLDS) if rng.random() < 0.5 else None
+        # every narrow window is held once first, whatever the seed; then half at random
+        if trial < len(HOLDS):
+            hold: str | None = HOLDS[trial]
+        else:
+            hold = rng.choice(HOLDS) if rng.random() < 0.5 else None
         markers = home.root / f"markers-{trial}.txt"
         pid = z.ask(
             op="work",
