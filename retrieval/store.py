@@ -434,7 +434,7 @@ def _exported(point_id: Any, vector: Any, payload: Any) -> PointRecord:
 
 def _floats(vector: Dense) -> list[float]:
     if isinstance(vector, np.ndarray):
-        return [float(x) for x in vector.tolist()]  # tolist: C floats to Python at once
+        return list(vector.astype(np.float64).tolist())  # Python floats at once, in C
     return [float(x) for x in vector]
 
 

@@ -173,6 +173,19 @@ def test_a_failing_batch_fails_each_of_its_callers() -> None:
     assert all(isinstance(b, ValueError) for b in bad)
 
 
+def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """Wrap `owner.name` so each call appends to the returned list."""
+    calls: list[int] = []
+    real = getattr(owner, name)
+
+    def counted() -> Any:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 def test_requests_resumed_together_share_one_epoch_read(
     sample_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,14 +195,7 @@ def test_requests_resumed_together_share_one_epoch_read(
     catalog = retriever.catalog
     asked = [(q.question, q.audience) for q in datasets.load("sample")[:12]]
     vectors = sample_runtime.embedder.embed([text for text, _ in asked])
-    reads: list[int] = []
-    real_epoch = catalog.epoch
-
-    def counted() -> int:
-        reads.append(1)
-        return real_epoch()
-
-    monkeypatch.setattr(catalog, "epoch", counted)
+    reads = _count_calls(monkeypatch, catalog, "epoch")
 
     async def together() -> list[list[Passage]]:
         return await asyncio.gather(
@@ -218,14 +224,7 @@ def test_keys_waiting_together_share_one_sequence_read_and_revocation_still_bite
     cache = KeyCache(runtime.engine)
     request: Any = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(keys=cache)))
     credentials: Any = SimpleNamespace(credentials=secret)
-    reads: list[int] = []
-    real_sequence = cache.sequence
-
-    def counted() -> int:
-        reads.append(1)
-        return real_sequence()
-
-    monkeypatch.setattr(cache, "sequence", counted)
+    reads = _count_calls(monkeypatch, cache, "sequence")
 
     async def ten() -> list[Any]:
         return await asyncio.gather(
