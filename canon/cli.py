@@ -156,7 +156,7 @@ def ingest(
             author=author,
             submit=submit,
             max_bytes=max_bytes or rt.settings.max_file_bytes,
-            max_tokens=rt.settings.chunk_tokens,
+            budget=rt.chunk_budget,
             max_files=max_files,
             on_file=tick,
         )

@@ -2,12 +2,12 @@
 
 from governance.drafts import Chunker
 from governance.models import ChunkDraft
-from ingest.chunk import chunk_blocks
+from ingest.chunk import ChunkBudget, chunk_blocks
 from ingest.parse import partition
 
 
-def markdown_chunker(max_tokens: int) -> Chunker:
+def markdown_chunker(budget: ChunkBudget) -> Chunker:
     def chunk(body: str, title: str) -> list[ChunkDraft]:
-        return chunk_blocks(partition(body, "md"), title, max_tokens=max_tokens)
+        return chunk_blocks(partition(body, "md"), title, budget)
 
     return chunk

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from canon.settings import Settings
 from governance.db import init_db, make_engine
 from governance.errors import InvalidInput
+from ingest.chunk import ChunkBudget
 from ingest.index import IndexSync
 from retrieval.answer import AnswerService
 from retrieval.catalog import Catalog, FreshnessPolicy
@@ -44,6 +45,11 @@ class Runtime:
             onnx_cache=s.onnx_cache,
             cache_size=s.query_cache_size,
         )
+
+    @cached_property
+    def chunk_budget(self) -> ChunkBudget:
+        """Chunks counted in the embedding model's own word pieces."""
+        return ChunkBudget.for_model(self.settings.embed_model, self.settings.chunk_tokens)
 
     @cached_property
     def sparse(self) -> SparseEncoder:

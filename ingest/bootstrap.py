@@ -14,6 +14,7 @@ from sqlmodel import Session
 from governance import service
 from governance.models import Status
 from governance.service import Actor, IndexHook, Role
+from ingest.chunk import ChunkBudget
 from ingest.index import IndexSync
 from ingest.pipeline import FileResult, IngestReport, ingest
 
@@ -29,6 +30,7 @@ def publish_paths(
     batch: int = 200,
     on_file: Callable[[FileResult], None] | None = None,
     on_step: Callable[[str], None] | None = None,
+    budget: ChunkBudget | None = None,
 ) -> IngestReport:
     """`timings`, if given, receives seconds per step: ingest, review, embed, publish.
     `on_file` is called after each file is ingested, `on_step` with a step's name when
@@ -44,7 +46,7 @@ def publish_paths(
             on_step(step)
         clock = time.perf_counter()
 
-    report = ingest(engine, paths, author=author, submit=True, on_file=on_file)
+    report = ingest(engine, paths, author=author, submit=True, on_file=on_file, budget=budget)
     lap("ingest")
     actor = Actor(reviewer, frozenset({Role.reviewer, Role.clinical_reviewer}))
     # By ids, a batch per session: holding every pending version's row (and text) for

@@ -1,30 +1,114 @@
 """Blocks -> chunks that follow the document's structure.
 
-A chunk never crosses a section boundary and keeps its section path. Sections
-that fit the token budget stay whole; longer ones are packed block by block,
-tables stay whole where they fit, and only a block split mid-way gets overlap
-(its last sentence repeated at the start of the next chunk).
+A chunk never crosses a section boundary and keeps its section path. The budget is
+counted the way the encoder counts (its own word pieces, from the model directory's
+tokenizer) and leaves room for the title and section the encoder reads in front of the
+text, so no chunk has an end the encoder never sees. Sections that fit stay whole.
+Longer ones are cut into units (a block, or a sentence of a block too long to keep
+whole; a table that fits is one unit, one too long for a chunk is cut on rows) and the
+units are packed into chunks of about equal size, filled across block boundaries. Only
+where a cut falls inside a block does the next chunk repeat that block's last sentence
+as overlap.
 """
 
+import functools
 import hashlib
+import itertools
+import json
+import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
 
+from governance.errors import InvalidInput
 from governance.models import ChunkDraft
 from ingest.parse import Block, BlockKind
+from retrieval.embed import DEFAULT_MODEL, resolve_model
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 OVERVIEW = "Overview"
+DEFAULT_MAX_TOKENS = 256
+MIN_TOKENS = 16  # a chunk budget never falls below this, however long the title is
 
 
 def count_tokens(text: str) -> int:
-    """Roughly the model's word pieces: words and punctuation marks."""
+    """Words and punctuation marks: a model-free stand-in for word pieces."""
     return len(_TOKEN.findall(text))
 
 
 def chunk_hash(section: str, text: str) -> str:
     return hashlib.sha256(f"{section}\n{text}".encode()).hexdigest()
+
+
+def embed_text(title: str, section: str, text: str) -> str:
+    """What the encoders see: the passage with its title and section for context."""
+    return f"{title}. {section}.\n{text}" if section else f"{title}.\n{text}"
+
+
+@dataclass(frozen=True)
+class ChunkBudget:
+    """How much text one chunk may hold.
+
+    `max_tokens` is the wanted size; `limit` is how many tokens the encoder reads (its
+    maximum sequence length less its special tokens), which caps each chunk together
+    with the title and section prefix the encoder sees in front of it. `count` counts
+    as the encoder does when built by `for_model`.
+    """
+
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    count: Callable[[str], int] = count_tokens
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < MIN_TOKENS:
+            raise InvalidInput(f"chunk budget: max_tokens={self.max_tokens} is below {MIN_TOKENS}")
+
+    @classmethod
+    def for_model(
+        cls, model: str | Path = DEFAULT_MODEL, max_tokens: int = DEFAULT_MAX_TOKENS
+    ) -> Self:
+        count, limit = _word_pieces(resolve_model(str(model)))
+        return cls(max_tokens=max_tokens, count=count, limit=limit)
+
+    def for_section(self, title: str, section: str) -> int:
+        if self.limit is None:
+            return self.max_tokens
+        room = self.limit - self.count(embed_text(title, section, ""))
+        return max(MIN_TOKENS, min(self.max_tokens, room))
+
+
+@functools.lru_cache(maxsize=4)
+def _word_pieces(model_dir: Path) -> tuple[Callable[[str], int], int]:
+    """The model's own tokenizer as a counter, and how many word pieces it reads."""
+    from tokenizers import Tokenizer
+
+    path = model_dir / "tokenizer.json"
+    if not path.is_file():
+        raise InvalidInput(f"{model_dir}: no tokenizer.json to count chunk tokens with")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    specials = len(tokenizer.encode("", add_special_tokens=True).ids)
+    limit = 512
+    config = model_dir / "sentence_bert_config.json"
+    if config.is_file():
+        limit = int(json.loads(config.read_text()).get("max_seq_length") or limit)
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count, limit - specials
+
+
+@dataclass(frozen=True)
+class _Unit:
+    text: str
+    tokens: int
+    block: int  # which block of the section it came from
+    piece: bool  # part of a block cut on sentences (may be repeated as overlap)
 
 
 def _render(block: Block) -> str:
@@ -52,63 +136,104 @@ def _sections(blocks: Sequence[Block], title: str) -> Iterable[tuple[str, list[B
         yield path, current
 
 
-def _split_long(text: str, budget: int) -> list[str]:
-    """Split one oversized block on sentences, repeating one sentence as overlap."""
-    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+def _cut_words(text: str, budget: int, count: Callable[[str], int]) -> list[str]:
+    """A run-on sentence cut on words into pieces within the budget."""
     pieces: list[str] = []
     current: list[str] = []
-    for sentence in sentences:
-        while count_tokens(sentence) > budget:  # a run-on "sentence": cut on words
-            words = sentence.split()
-            head, sentence = " ".join(words[: budget // 2]), " ".join(words[budget // 2 :])
-            if current:
-                pieces.append(" ".join(current))
-            pieces.append(head)
-            current = []
-        if current and count_tokens(" ".join([*current, sentence])) > budget:
+    used = 0
+    for word in text.split():
+        size = count(word)
+        if size > budget:  # one "word" longer than a chunk (a URL, a base64 run): on characters
+            pieces.extend(word[i : i + budget] for i in range(0, len(word), budget))
+            continue
+        if current and used + size > budget:
             pieces.append(" ".join(current))
-            current = [current[-1]] if count_tokens(current[-1]) < budget // 3 else []
-        current.append(sentence)
+            current, used = [], 0
+        current.append(word)
+        used += size
     if current:
         pieces.append(" ".join(current))
     return pieces
 
 
-def chunk_blocks(blocks: Sequence[Block], title: str, *, max_tokens: int = 200) -> list[ChunkDraft]:
+def _units(members: Sequence[Block], budget: int, count: Callable[[str], int]) -> list[_Unit]:
+    units: list[_Unit] = []
+    for index, block in enumerate(members):
+        rendered = _render(block)
+        size = count(rendered)
+        if size <= budget:
+            units.append(_Unit(rendered, size, index, False))
+        elif block.kind == BlockKind.table:  # rows stay whole; no overlap between table parts
+            for row in rendered.splitlines():
+                for part in _cut_words(row, budget, count) if count(row) > budget else [row]:
+                    units.append(_Unit(part, count(part), index, False))
+        else:
+            for sentence in _SENTENCE.split(rendered):
+                if not sentence.strip():
+                    continue
+                for part in _cut_words(sentence, budget, count):
+                    units.append(_Unit(part, count(part), index, True))
+    return units
+
+
+def _join(units: Sequence[_Unit]) -> str:
+    text = units[0].text
+    for before, unit in itertools.pairwise(units):
+        same_block = before.block == unit.block and before.piece and unit.piece
+        text += (" " if same_block else "\n") + unit.text
+    return text.strip()
+
+
+def _pack(units: Sequence[_Unit], budget: int) -> list[list[_Unit]]:
+    """Fill chunks to about an equal share of the section, never past the budget."""
+    total = sum(u.tokens for u in units)
+    if total <= budget:
+        return [list(units)]
+    share = math.ceil(total / math.ceil(total / budget))
+    target = min(budget, share + budget // 10)
+    chunks: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    used = 0
+    for unit in units:
+        if current and used + unit.tokens > target:
+            chunks.append(current)
+            last = current[-1]
+            overlap = (
+                last.piece
+                and unit.piece
+                and last.block == unit.block
+                and last.tokens < budget // 3
+                and last.tokens + unit.tokens <= budget
+            )
+            current, used = ([last], last.tokens) if overlap else ([], 0)
+        current.append(unit)
+        used += unit.tokens
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def chunk_blocks(
+    blocks: Sequence[Block], title: str, budget: ChunkBudget | None = None
+) -> list[ChunkDraft]:
+    budget = budget or default_budget()
     drafts: list[ChunkDraft] = []
-
-    def emit(section: str, lines: list[str]) -> None:
-        text = "\n".join(lines).strip()
-        if text:
-            drafts.append(ChunkDraft(section, text, count_tokens(text), chunk_hash(section, text)))
-
     for section, members in _sections(blocks, title):
-        lines: list[str] = []
-        used = 0
-        for block in members:
-            rendered = _render(block)
-            size = count_tokens(rendered)
-            if size > max_tokens:
-                emit(section, lines)
-                lines, used = [], 0
-                if block.kind == BlockKind.table:
-                    rows = rendered.splitlines()
-                    for row in rows:
-                        if used + count_tokens(row) > max_tokens and lines:
-                            emit(section, lines)
-                            lines, used = [], 0
-                        lines.append(row)
-                        used += count_tokens(row)
-                    emit(section, lines)
-                    lines, used = [], 0
-                else:
-                    for piece in _split_long(rendered, max_tokens):
-                        emit(section, [piece])
-                continue
-            if used + size > max_tokens and lines:
-                emit(section, lines)
-                lines, used = [], 0
-            lines.append(rendered)
-            used += size
-        emit(section, lines)
+        room = budget.for_section(title, section)
+        units = _units(members, room, budget.count)
+        if not units:
+            continue
+        for packed in _pack(units, room):
+            text = _join(packed)
+            if text:
+                drafts.append(
+                    ChunkDraft(section, text, budget.count(text), chunk_hash(section, text))
+                )
     return drafts
+
+
+@functools.lru_cache(maxsize=1)
+def default_budget() -> ChunkBudget:
+    """The bundled model's word pieces at the default size (what `canon ingest` uses unless
+    the settings name another model or size)."""
+    return ChunkBudget.for_model()

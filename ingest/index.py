@@ -11,14 +11,10 @@ from sqlmodel import Session, col, select
 
 from governance import service
 from governance.models import Article, ArticleVersion, Chunk
+from ingest.chunk import embed_text
 from retrieval.embed import Embedder
 from retrieval.sparse import SparseEncoder
 from retrieval.store import PointRecord, VectorStore
-
-
-def embed_text(title: str, section: str, text: str) -> str:
-    """What the encoders see: the passage with its title and section for context."""
-    return f"{title}. {section}.\n{text}" if section else f"{title}.\n{text}"
 
 
 def text_key(text: str) -> str:

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from governance import service
 from governance.errors import CanonError, InvalidInput
 from governance.service import RecordResult
-from ingest.chunk import chunk_blocks
+from ingest.chunk import ChunkBudget, chunk_blocks
 from ingest.parse import (
     MANIFEST_NAME,
     SIDECAR_SUFFIX,
@@ -98,7 +98,7 @@ def ingest(
     author: str,
     submit: bool = False,
     max_bytes: int = 20_000_000,
-    max_tokens: int = 200,
+    budget: ChunkBudget | None = None,
     max_files: int | None = None,
     on_file: Callable[[FileResult], None] | None = None,
 ) -> IngestReport:
@@ -114,7 +114,7 @@ def ingest(
     with Session(engine) as session:
         known = service.latest_sources(session)
     for path, root in files:
-        result = _ingest_one(engine, path, root, author, submit, max_bytes, max_tokens, known)
+        result = _ingest_one(engine, path, root, author, submit, max_bytes, budget, known)
         report.files.append(result)
         if on_file is not None:
             on_file(result)
@@ -128,7 +128,7 @@ def _ingest_one(
     author: str,
     submit: bool,
     max_bytes: int,
-    max_tokens: int,
+    budget: ChunkBudget | None,
     known: dict[str, RecordResult],
 ) -> FileResult:
     if not path.exists():
@@ -140,7 +140,7 @@ def _ingest_one(
         if seen is not None:
             return FileResult(str(path), Outcome.unchanged, seen.article_id, seen.version)
         parsed = parse_file(path, root, max_bytes=max_bytes, data=data)
-        chunks = chunk_blocks(parsed.blocks, parsed.meta.title, max_tokens=max_tokens)
+        chunks = chunk_blocks(parsed.blocks, parsed.meta.title, budget)
         with Session(engine, expire_on_commit=False) as session:
             try:
                 recorded = service.record_source(

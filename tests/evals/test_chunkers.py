@@ -13,6 +13,7 @@ from evals import chunkers, medquad
 from evals.baselines import Bench, held_out
 from governance.errors import InvalidInput
 from ingest.bootstrap import publish_paths
+from ingest.chunk import ChunkBudget
 from retrieval.catalog import FreshnessMode
 from retrieval.embed import Embedder
 
@@ -57,7 +58,7 @@ def test_section_chunkers_keep_headings_out_of_the_text_and_split_long_sections(
     tmp_path: Path,
 ) -> None:
     path, root = _file(tmp_path)
-    for chunker in (chunkers.ours(60), chunkers.markdown_sentences(64, 10)):
+    for chunker in (chunkers.ours(ChunkBudget(60)), chunkers.markdown_sentences(64, 10)):
         pieces = chunker(path, root)
         assert {p.section for p in pieces} == {"What is glaucoma?", "How is it treated?"}
         assert all(p.sections == (p.section,) for p in pieces)

@@ -1,9 +1,18 @@
 from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.chunk import OVERVIEW, chunk_blocks, count_tokens
+from governance.errors import InvalidInput
+from ingest.chunk import (
+    OVERVIEW,
+    ChunkBudget,
+    chunk_blocks,
+    count_tokens,
+    default_budget,
+    embed_text,
+)
 from ingest.parse import Block, BlockKind
 
 H = BlockKind.heading
@@ -40,7 +49,9 @@ def test_table_stays_whole_when_it_fits() -> None:
 
 def test_long_section_is_split_with_one_sentence_overlap() -> None:
     sentences = [f"Sentence number {i} explains one more rule for visitors." for i in range(60)]
-    chunks = chunk_blocks([Block(H, "Rules", 1), Block(T, " ".join(sentences))], "X", max_tokens=80)
+    chunks = chunk_blocks(
+        [Block(H, "Rules", 1), Block(T, " ".join(sentences))], "X", ChunkBudget(80)
+    )
     assert len(chunks) > 2
     for before, after in pairwise(chunks):
         assert after.text.split(". ")[0].rstrip(".") in before.text  # overlap only at the split
@@ -61,9 +72,97 @@ def test_chunks_respect_budget_and_lose_no_words(
         Block(H, f"Section {i}", 1) if is_heading else Block(T, text)
         for i, (is_heading, text) in enumerate(items)
     ]
-    chunks = chunk_blocks(blocks, "Title", max_tokens=budget)
+    chunks = chunk_blocks(blocks, "Title", ChunkBudget(budget))
     for chunk in chunks:
-        assert count_tokens(chunk.text) <= budget
+        assert count_tokens(chunk.text) == chunk.token_count <= budget
     body_words = {w.strip(".").lower() for b in blocks if b.kind == T for w in b.text.split()}
     chunk_words = {w.strip(".").lower() for c in chunks for w in c.text.split()}
     assert body_words <= chunk_words
+
+
+medical = st.sampled_from(
+    [
+        "hypertrophic",
+        "cardiomyopathy",
+        "echocardiogram",
+        "pneumonoultramicroscopic",
+        "of",
+        "the",
+        "anticoagulation",
+        "CYP2C19",
+        "(mg/dL)",
+        "x-ray",
+        "immunoglobulin",
+        "care",
+    ]
+)
+wp_sentence = st.lists(medical, min_size=1, max_size=60).map(lambda ws: " ".join(ws) + ".")
+wp_paragraph = st.lists(wp_sentence, min_size=1, max_size=20).map(" ".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([H, T, T, BlockKind.list_item]), wp_paragraph), max_size=10),
+    st.integers(32, 512),
+    st.sampled_from(["Cardiomyopathy", "A title that runs long " * 6]),
+)
+def test_the_encoder_reads_every_chunk_to_its_end(
+    items: list[tuple[BlockKind, str]], wanted: int, title: str
+) -> None:
+    """Counted in the model's own word pieces, title and section included, no chunk passes
+    the 256 the encoder reads (less [CLS] and [SEP]), and no word is lost."""
+    budget = ChunkBudget.for_model(max_tokens=wanted)
+    assert budget.limit == 254
+    blocks = [Block(kind, text[:80] if kind == H else text, 1) for kind, text in items]
+    chunks = chunk_blocks(blocks, title, budget)
+    for chunk in chunks:
+        assert chunk.token_count == budget.count(chunk.text) <= wanted
+        assert budget.count(embed_text(title, chunk.section, chunk.text)) <= 254
+    body = {w for b in blocks if b.kind != H for w in b.text.split()}
+    assert body <= {w for c in chunks for w in c.text.replace("- ", " ").split()}
+
+
+def test_word_pieces_are_what_the_model_counts() -> None:
+    count = default_budget().count
+    assert count("cardiomyopathy") == 4  # card ##iom ##yo ##pathy; our regex says 1
+    assert count_tokens("cardiomyopathy") == 1
+    assert count("Call us at 555-0100.") == 8  # call us at 555 - 01 ##00 .
+
+
+def test_a_split_section_fills_its_chunks_across_blocks() -> None:
+    """The rest of a split paragraph shares a chunk with the paragraphs after it, and a
+    section is cut into about equal parts rather than full chunks and a scrap."""
+    long = " ".join(f"Rule {i} says visitors sign in at the front desk." for i in range(30))
+    blocks = [
+        Block(H, "Visitors", 1),
+        Block(T, long),
+        Block(T, "Masks are optional."),
+        Block(BlockKind.list_item, "Children need an adult."),
+    ]
+    budget = ChunkBudget(150)
+    chunks = chunk_blocks(blocks, "Visitor policy", budget)
+    total = sum(count_tokens(b.text) for b in blocks[1:])
+    assert len(chunks) == -(-total // 150)  # as few as the budget allows
+    assert "Masks are optional.\n- Children need an adult." in chunks[-1].text
+    assert chunks[-1].text.startswith("Rule ")  # filled, not a chunk of two short lines
+    sizes = [c.token_count for c in chunks]
+    assert max(sizes) - min(sizes) < 150 // 2
+
+
+def test_tables_that_fit_are_never_cut_and_get_no_overlap() -> None:
+    rows = [f"Site: Clinic {i}; Hours: 8-5; Phone: 555-01{i:02d}" for i in range(8)]
+    table = "\n".join(rows)
+    intro = " ".join(f"Intro sentence {i} about hours." for i in range(20))
+    blocks = [Block(H, "Hours", 1), Block(T, intro), Block(BlockKind.table, table)]
+    budget = ChunkBudget(150)
+    assert count_tokens(table) <= 150 < count_tokens(intro) + count_tokens(table)
+    chunks = chunk_blocks(blocks, "Clinic hours", budget)
+    assert sum(table in c.text for c in chunks) == 1
+    big = chunk_blocks([Block(BlockKind.table, "\n".join(rows * 4))], "X", budget)
+    assert len(big) > 1 and all(c.token_count <= 150 for c in big)
+    assert sum(len(c.text.splitlines()) for c in big) == 32  # rows whole, none repeated
+
+
+def test_a_budget_below_the_floor_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="max_tokens=8"):
+        ChunkBudget(8)

@@ -159,7 +159,7 @@ def work(embedder: Any, cmd: dict[str, Any]) -> None:
             author=author.name,
             submit=True,
             max_bytes=settings.max_file_bytes,
-            max_tokens=settings.chunk_tokens,
+            budget=rt.chunk_budget,
             on_file=committed,
         )
         mark("review", round_)

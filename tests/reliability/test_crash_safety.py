@@ -264,7 +264,7 @@ def run_trials(z: Zygote, home: Home, trials: int, seed: int) -> Tally:
         # Re-ingest (the function `canon ingest` runs): committed files are unchanged.
         engine = home.engine()
         try:
-            again = ingest(engine, [home.corpus], author="harness", max_bytes=10**7, max_tokens=200)
+            again = ingest(engine, [home.corpus], author="harness", max_bytes=10**7)
         finally:
             engine.dispose()
         assert not again.failed, again.failed
