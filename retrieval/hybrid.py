@@ -85,9 +85,7 @@ class Retriever:
         query = self._query(question, dense, audience, service_lines, top_k, mode)
         if query is None:
             return []
-        hits = self.store.query(
-            query.dense, query.sparse, query.scope, query.limit, query.mode, query.fusion_k
-        )
+        hits = self.store.query_many([query])[0]
         return self._passages(question, dense, hits, self.catalog.live(), audience, top_k)
 
     async def search_async(
@@ -130,6 +128,7 @@ class Retriever:
             limit=depth * self.overfetch,
             mode=mode,
             fusion_k=self.fusion_k,
+            load=depth,
         )
 
     def _passages(
@@ -180,6 +179,8 @@ class Retriever:
             )
             downrank = is_stale and self.freshness.mode == FreshnessMode.downrank
             (stale if downrank else fresh).append(passage)
+            if len(fresh) >= depth:
+                break  # what follows could only come after these: no need to read it
         if self.reranker is not None:
             fresh = self.reranker.rerank(question, fresh[:depth])
             stale = self.reranker.rerank(question, stale[:depth]) if stale else []

@@ -49,12 +49,71 @@ class PointRecord:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True)
 class Hit:
-    id: str
-    score: float
-    payload: dict[str, Any]
-    dense: npt.NDArray[np.float32] | None = None
+    """One ranked point: its id, the query's score, its payload and dense vector.
+
+    From `EdgeStore.query_many` with `Query.load`, the payload and vector of the hits
+    past the first `load` are read on first access (one `retrieve` for all of that
+    query's unread hits); a point deleted before then reads as an empty payload and no
+    vector, which no live-version check accepts."""
+
+    __slots__ = ("_dense", "_payload", "_unread", "id", "score")
+
+    def __init__(
+        self,
+        id: str,
+        score: float,
+        payload: dict[str, Any] | None = None,
+        dense: npt.NDArray[np.float32] | None = None,
+        *,
+        unread: "_Unread | None" = None,
+    ) -> None:
+        self.id = id
+        self.score = score
+        self._payload = payload if payload is not None else {}
+        self._dense = dense
+        self._unread = unread
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        if self._unread is not None:
+            self._unread.read()
+        return self._payload
+
+    @property
+    def dense(self) -> npt.NDArray[np.float32] | None:
+        if self._unread is not None:
+            self._unread.read()
+        return self._dense
+
+    def __repr__(self) -> str:
+        state = "unread" if self._unread is not None else f"payload={self._payload!r}"
+        return f"Hit(id={self.id!r}, score={self.score!r}, {state})"
+
+
+class _Unread:
+    """The hits of one query whose payloads and vectors are read on first need."""
+
+    def __init__(self, shard: Any, hits: list[Hit]) -> None:
+        self._shard = shard
+        self._hits = hits
+
+    def read(self) -> None:
+        hits, self._hits = self._hits, []
+        if not hits:
+            return
+        records = {
+            str(r.id): r
+            for r in self._shard.retrieve(
+                [h.id for h in hits], with_payload=True, with_vector=[DENSE]
+            )
+        }
+        for hit in hits:
+            record = records.get(hit.id)
+            if record is not None:
+                hit._payload = record.payload or {}
+                hit._dense = _dense_of(record.vector)
+            hit._unread = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +135,11 @@ class Query:
     limit: int
     mode: Mode = "hybrid"
     fusion_k: int = 60
+    # Read payloads and vectors of the first `load` hits (by score, then id) with the
+    # query and the rest only if asked for (0: all with the query). Retrieval reads hits
+    # in that order until it has its `top_k` live passages, usually the first `top_k` of
+    # the `top_k x overfetch` ranked; reading all 15 cost more than the ranking itself.
+    load: int = 0
 
 
 class VectorStore(Protocol):
@@ -323,28 +387,42 @@ class EdgeStore:
             ranked = [self._shard.query(requests[0])]
         else:
             ranked = self._shard.query_batch(self._qe.QueryBatchRequest(requests))
-        ids = list({point.id: None for points in ranked for point in points})
+        # (score, id) order, as retrieval reads them: the first `load` are read now
+        ordered = [
+            sorted(((str(p.id), float(p.score)) for p in points), key=lambda h: (-h[1], h[0]))
+            for points in ranked
+        ]
+        now = [
+            hits[: q.load] if q.load > 0 else hits for q, hits in zip(queries, ordered, strict=True)
+        ]
+        ids: list[Any] = list({point_id: None for hits in now for point_id, _ in hits})
         records = (
             {
-                record.id: record
+                str(record.id): record
                 for record in self._shard.retrieve(ids, with_payload=True, with_vector=[DENSE])
             }
             if ids
             else {}
         )
-        return [
-            [
+        out: list[list[Hit]] = []
+        for first, hits in zip(now, ordered, strict=True):
+            found = [
                 Hit(
-                    id=str(point.id),
-                    score=float(point.score),
-                    payload=record.payload or {},  # a new dict on every access: no copy
-                    dense=_dense_of(record.vector),
+                    point_id,
+                    score,
+                    record.payload or {},  # a new dict on every access: no copy
+                    _dense_of(record.vector),
                 )
-                for point in points
-                if (record := records.get(point.id)) is not None
+                for point_id, score in first
+                if (record := records.get(point_id)) is not None
             ]
-            for points in ranked
-        ]
+            rest = [Hit(point_id, score) for point_id, score in hits[len(first) :]]
+            if rest:
+                unread = _Unread(self._shard, rest)
+                for hit in rest:
+                    hit._unread = unread
+            out.append(found + rest)
+        return out
 
     def _request(self, q: Query) -> Any:
         qe = self._qe
@@ -452,7 +530,10 @@ def _hits(points: Iterable[Any]) -> list[Hit]:
 
 def _dense_of(vector: Any) -> npt.NDArray[np.float32] | None:
     if isinstance(vector, dict) and DENSE in vector:
-        return np.asarray(vector[DENSE], dtype=np.float32)
+        values = vector[DENSE]
+        if isinstance(values, list):  # Python floats: about half the time of np.asarray
+            return np.fromiter(values, dtype=np.float32, count=len(values))
+        return np.asarray(values, dtype=np.float32)
     return None
 
 

@@ -4,6 +4,8 @@ batched index queries return exactly what single ones do."""
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +17,10 @@ from canon.app import create_app
 from canon.runtime import Runtime
 from governance import answer_log, keys
 from governance.answer_log import CitedVersion, Entry
+from governance.freshness import FreshnessMode, FreshnessPolicy
 from governance.models import AnswerCitation, AnswerLog, Audience
 from retrieval.batching import TickBatcher
-from retrieval.hybrid import Passage
+from retrieval.hybrid import Passage, Retriever
 
 
 def _bearer(secret: str) -> dict[str, str]:
@@ -239,3 +242,45 @@ def test_keys_waiting_together_share_one_sequence_read_and_revocation_still_bite
         keys.revoke(s, key.prefix, by="admin")
     after = asyncio.run(ten())
     assert all(isinstance(r, Unauthenticated) for r in after), after
+
+
+@pytest.mark.parametrize("mode", list(FreshnessMode))
+@pytest.mark.parametrize("years_later", [0, 3])
+def test_reading_hits_until_top_k_serves_what_reading_them_all_did(
+    sample_runtime: Runtime, mode: FreshnessMode, years_later: int
+) -> None:
+    """Retrieval reads payloads and vectors of its first `top_k` hits with the query and
+    stops once it has `top_k` passages that nothing after can precede; the passages are
+    those a full read gives (checked hit by hit). Three years on, content is stale or
+    expired, so downranking and withholding are exercised as well."""
+    from evals import datasets
+
+    rt = sample_runtime
+    later = date.today() + timedelta(days=365 * years_later)
+    retriever = Retriever(
+        rt.store,
+        rt.embedder,
+        rt.sparse,
+        rt.catalog,
+        freshness=FreshnessPolicy(mode=mode),
+        today=lambda: later,
+    )
+    asked = [(q.question, q.audience) for q in datasets.load("sample")]
+    vectors = rt.embedder.embed([text for text, _ in asked])
+    live = rt.catalog.live()
+    stale_seen = 0
+    for (text, audience), vector in zip(asked, vectors, strict=True):
+        got = retriever.search(text, audience=audience, query_vector=vector)
+        query = retriever._query(text, vector, audience, (), 5, "hybrid")
+        assert query is not None and query.load == 5
+        every = sorted(
+            rt.store.query_many([replace(query, load=0)])[0], key=lambda h: (-h.score, h.id)
+        )
+        kept = [
+            p for hit in every for p in retriever._passages(text, vector, [hit], live, audience, 1)
+        ]
+        later_ones = [p for p in kept if p.stale and mode == FreshnessMode.downrank]
+        expected = ([p for p in kept if p not in later_ones] + later_ones)[:5]
+        assert got == expected, text
+        stale_seen += sum(p.stale for p in kept)
+    assert stale_seen > 0  # the sample corpus has content past its review date already

@@ -80,3 +80,59 @@ def test_a_point_gone_before_its_payload_is_read_is_left_out(tmp_path: Path) -> 
         assert [h.id for h in after] == [h.id for h in before if h.id != gone]
     finally:
         store.close()
+
+
+def test_with_load_only_the_first_hits_are_read_and_the_rest_on_first_need(
+    tmp_path: Path,
+) -> None:
+    store, vectors, _ = _store(tmp_path)
+    shard: Any = store._shard
+    reads: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(shard, name)
+
+        def retrieve(self, point_ids: list[Any], **kw: Any) -> Any:
+            reads.append(len(point_ids))
+            return shard.retrieve(point_ids, **kw)
+
+    try:
+        scope = Scope(audiences=("patient",))
+        queries = [  # dense: cosines do not tie, so both runs rank the same 8 points
+            Query(vectors[3], SparseVec([3], [1.0]), scope, limit=8, mode="dense"),
+            Query(vectors[9], SparseVec([4], [1.0]), Scope(), limit=8, mode="dense"),
+        ]
+        eager = store.query_many(queries)
+        store._shard = Counting()  # type: ignore[assignment]
+        lazy = store.query_many([Query(**{**q.__dict__, "load": 3}) for q in queries])
+        assert reads == [6]  # the first 3 of each query, in one retrieve
+        for got, expected in zip(lazy, eager, strict=True):
+            # the same hits in (score, id) order, the unread ones read on first need
+            assert [(h.id, h.score) for h in got] == sorted(
+                ((h.id, h.score) for h in expected), key=lambda h: (-h[1], h[0])
+            )
+            by_id = {h.id: h for h in expected}
+            assert all(h._unread is None for h in got[:3])
+            assert all(h._unread is not None for h in got[3:])
+            assert got[5].payload == by_id[got[5].id].payload  # reads all 5 unread at once
+            assert reads[-1] == 5 and all(h._unread is None for h in got)
+            for hit in got:
+                assert hit.dense is not None
+                assert np.array_equal(hit.dense, by_id[hit.id].dense)
+        assert reads == [6, 5, 5]
+    finally:
+        store._shard = shard
+        store.close()
+
+
+def test_a_point_gone_before_a_deferred_read_has_no_payload(tmp_path: Path) -> None:
+    store, vectors, _ = _store(tmp_path)
+    try:
+        q = Query(vectors[5], SparseVec([0], [1.0]), Scope(), limit=5, mode="dense", load=1)
+        hits = store.query_many([q])[0]
+        store.delete_points([hits[2].id])
+        assert hits[2].payload == {} and hits[2].dense is None  # no version: never served
+        assert hits[1].payload["text"] and hits[3].dense is not None
+    finally:
+        store.close()
