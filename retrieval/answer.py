@@ -2,7 +2,7 @@
 sentence, abstain with a reason, escalate urgent or clinical questions."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,6 +65,9 @@ class Answer:
     dropped: int = 0  # sentences the grounding check removed
     composer: str = "extractive"
 
+
+# One search `_why_nothing` asks for: the audience and service lines to look in.
+Probe = tuple[Audience, tuple[str, ...]]
 
 # Requests no health-system knowledge base answers, whatever it holds.
 _OFF_DOMAIN = re.compile(
@@ -179,9 +182,11 @@ class AnswerService:
         top_k: int = 5,
         vector: npt.NDArray[np.float32] | None = None,
         passages: list[Passage] | None = None,
+        nothing: tuple[AbstainReason, str | None] | None = None,
     ) -> Answer:
-        """`vector`: the question's embedding, and `passages`: what `retriever.search`
-        returns for these arguments, when the caller already has them."""
+        """`vector`: the question's embedding, `passages`: what `retriever.search` returns
+        for these arguments, and `nothing`: what `_why_nothing` says for them, when the
+        caller already has them (see `answer_async`)."""
         if vector is None:
             vector = self.retriever.embedder.embed_query(question)
         flag = triage(question)
@@ -216,8 +221,9 @@ class AnswerService:
         if off_domain(question) and not relevant:
             return abstain(AbstainReason.out_of_scope)
         if not relevant:
-            reason, route = self._why_nothing(question, vector, audience, service_lines, passages)
-            return abstain(reason, route)
+            if nothing is None:
+                nothing = self._why_nothing(question, vector, audience, service_lines, passages)
+            return abstain(*nothing)
 
         notes: list[str] = []
         composer = "extractive"
@@ -263,6 +269,47 @@ class AnswerService:
             composer=composer,
         )
 
+    async def answer_async(
+        self,
+        question: str,
+        vector: npt.NDArray[np.float32],
+        *,
+        audience: Audience,
+        service_lines: Sequence[str] = (),
+        channel: Channel = Channel.chat,
+        top_k: int = 5,
+    ) -> Answer:
+        """`answer` on an event loop, when nothing waits (no generator, no reranker): the
+        index queries, the abstention's probes included, run batched with the concurrent
+        requests' (`Retriever.search_async`); the rest is a few milliseconds of CPU."""
+        passages = await self.retriever.search_async(
+            question, vector, audience=audience, service_lines=service_lines, top_k=top_k
+        )
+        nothing: tuple[AbstainReason, str | None] | None = None
+        if not any(p.relevance >= self.min_relevance for p in passages) and not off_domain(
+            question
+        ):
+            steps = self._why_nothing_steps(audience, service_lines, passages)
+            try:
+                probe = next(steps)
+                while True:
+                    found = await self.retriever.search_async(
+                        question, vector, audience=probe[0], service_lines=probe[1], top_k=3
+                    )
+                    probe = steps.send(found)
+            except StopIteration as done:
+                nothing = done.value
+        return self.answer(
+            question,
+            audience=audience,
+            service_lines=service_lines,
+            channel=channel,
+            top_k=top_k,
+            vector=vector,
+            passages=passages,
+            nothing=nothing,
+        )
+
     def _why_nothing(
         self,
         question: str,
@@ -273,29 +320,45 @@ class AnswerService:
     ) -> tuple[AbstainReason, str | None]:
         """Nothing relevant was visible: say whether it exists elsewhere, never what it says.
 
+        The probes (`_why_nothing_steps`) run one after the other as plain searches."""
+        steps = self._why_nothing_steps(audience, service_lines, passages)
+        try:
+            probe = next(steps)
+            while True:
+                probe = steps.send(
+                    self.retriever.search(
+                        question,
+                        audience=probe[0],
+                        service_lines=probe[1],
+                        top_k=3,
+                        query_vector=vector,
+                    )
+                )
+        except StopIteration as done:
+            reason: tuple[AbstainReason, str | None] = done.value
+            return reason
+
+    def _why_nothing_steps(
+        self, audience: Audience, service_lines: Sequence[str], passages: Sequence[Passage]
+    ) -> Generator[Probe, list[Passage], tuple[AbstainReason, str | None]]:
+        """Why nothing relevant was visible, as a generator: it yields each probe (the
+        audience and service lines to search, top 3) and is sent what that search found,
+        so the same decision runs with plain searches or batched async ones.
+
         - relevant content in other service lines than the request (or its key) allows:
           `out_of_scope`, routed to that service line;
         - relevant content only staff may read, asked as a patient: `restricted`;
         - otherwise `no_relevant_content`, routed to the nearest passage's service line.
         """
         if service_lines:
-            wider = self._best_relevant(question, vector, audience, ())
+            wider = self._first_relevant((yield (audience, ())))
             if wider is not None:
                 return AbstainReason.out_of_scope, wider.service_line
         if audience == Audience.patient:
-            staff = self._best_relevant(question, vector, Audience.staff, service_lines)
+            staff = self._first_relevant((yield (Audience.staff, tuple(service_lines))))
             if staff is not None and staff.audience == Audience.staff.value:
                 return AbstainReason.restricted, staff.service_line
         return AbstainReason.no_relevant_content, passages[0].service_line if passages else None
 
-    def _best_relevant(
-        self,
-        question: str,
-        vector: npt.NDArray[np.float32],
-        audience: Audience,
-        service_lines: Sequence[str],
-    ) -> Passage | None:
-        found = self.retriever.search(
-            question, audience=audience, service_lines=service_lines, top_k=3, query_vector=vector
-        )
+    def _first_relevant(self, found: Sequence[Passage]) -> Passage | None:
         return next((p for p in found if p.relevance >= self.min_relevance), None)

@@ -308,24 +308,28 @@ async def answer(
     who.require(Scope.answer)
     audience = who.audience(body.audience)
     service_lines = who.service_lines(body.service_lines)
-    retriever = answers.retriever
-    vector = await retriever.embedder.embed_query_async(body.question)
-    ask = functools.partial(
-        answers.answer,
-        body.question,
-        audience=audience,
-        service_lines=service_lines,
-        channel=body.channel,
-        top_k=body.top_k,
-        vector=vector,
-    )
+    vector = await answers.retriever.embedder.embed_query_async(body.question)
     if answers.waits:
-        result = await asyncio.to_thread(ask)
-    else:
-        passages = await retriever.search_async(
-            body.question, vector, audience=audience, service_lines=service_lines, top_k=body.top_k
+        result = await asyncio.to_thread(
+            functools.partial(
+                answers.answer,
+                body.question,
+                audience=audience,
+                service_lines=service_lines,
+                channel=body.channel,
+                top_k=body.top_k,
+                vector=vector,
+            )
         )
-        result = ask(passages=passages)
+    else:
+        result = await answers.answer_async(
+            body.question,
+            vector,
+            audience=audience,
+            service_lines=service_lines,
+            channel=body.channel,
+            top_k=body.top_k,
+        )
     response = _response(result)
     writer: answer_log.Writer | None = request.app.state.answer_log
     if writer is not None:

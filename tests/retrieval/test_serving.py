@@ -19,6 +19,7 @@ from governance import answer_log, keys
 from governance.answer_log import CitedVersion, Entry
 from governance.freshness import FreshnessMode, FreshnessPolicy
 from governance.models import AnswerCitation, AnswerLog, Audience
+from retrieval.answer import AbstainReason
 from retrieval.batching import TickBatcher
 from retrieval.hybrid import Passage, Retriever
 
@@ -284,3 +285,54 @@ def test_reading_hits_until_top_k_serves_what_reading_them_all_did(
         assert got == expected, text
         stale_seen += sum(p.stale for p in kept)
     assert stale_seen > 0  # the sample corpus has content past its review date already
+
+
+def test_async_answers_batch_the_abstention_probes_and_say_what_sync_answers_say(
+    sample_runtime: Runtime,
+) -> None:
+    """`answer_async` runs `_why_nothing`'s probes as batched index queries: the same
+    abstentions, reasons and routes as `answer`, whose probes are plain searches, in a
+    few batches for all the concurrent requests instead of one query per probe."""
+    from evals import datasets
+
+    service = sample_runtime.answers
+    questions = [q.question for q in datasets.load("sample")]
+    asked = [
+        (text, audience, lines)
+        for text in questions
+        for audience in Audience
+        for lines in ((), ("billing",))
+    ]
+    vectors = sample_runtime.embedder.embed(questions)
+    vector_of = dict(zip(questions, vectors, strict=True))
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(
+            *(
+                service.answer_async(text, vector_of[text], audience=audience, service_lines=lines)
+                for text, audience, lines in asked
+            )
+        )
+
+    batches_before = service.retriever._batched.batches
+    concurrent = asyncio.run(together())
+    batches = service.retriever._batched.batches - batches_before
+    assert batches <= 3  # the questions, then each probe step for all that need it
+    reasons = set()
+    for (text, audience, lines), got in zip(asked, concurrent, strict=True):
+        expected = service.answer(
+            text, audience=audience, service_lines=lines, vector=vector_of[text]
+        )
+        assert (got.abstained, got.abstain_reason, got.route) == (
+            expected.abstained,
+            expected.abstain_reason,
+            expected.route,
+        ), (text, audience, lines)
+        assert got.text == expected.text
+        reasons.add(got.abstain_reason)
+    # every probe outcome was exercised
+    assert {
+        AbstainReason.out_of_scope,
+        AbstainReason.restricted,
+        AbstainReason.no_relevant_content,
+    } <= reasons
