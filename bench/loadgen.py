@@ -74,7 +74,12 @@ def stop(server: subprocess.Popen[bytes], timeout: float = 60) -> int:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, all its threads, and of its live child processes
     (`canon serve` encodes questions in one; Linux /proc)."""
-    total = 0.0
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """`cpu_seconds` in two: the process itself (all its threads), its live children."""
+    own = children = 0.0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -82,9 +87,12 @@ def cpu_seconds(pid: int) -> float:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        if proc.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / TICK
-    return total
+        seconds = (int(fields[11]) + int(fields[12])) / TICK
+        if proc.name == str(pid):
+            own += seconds
+        elif fields[1] == str(pid):  # fields[1]: the parent's pid
+            children += seconds
+    return own, children
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -170,7 +178,7 @@ def drive(
 
     Returns latency percentiles (ms), req/s, non-200 and failed (connection) counts, the
     client's CPU ms per request and, with `server_pid`, the server's CPU ms per request
-    and the load average at the end.
+    (with its children, and of the process alone) and the load average at the end.
     """
     requests = [_request(port, path, body, headers or {}) for body in bodies]
     tally = _Tally([], {})
@@ -179,7 +187,9 @@ def drive(
     def mark(name: str) -> None:
         marks[name + "_wall"] = time.perf_counter()
         marks[name + "_client"] = time.process_time()
-        marks[name + "_server"] = cpu_seconds(server_pid) if server_pid else 0.0
+        own, children = cpu_split(server_pid) if server_pid else (0.0, 0.0)
+        marks[name + "_server"] = own + children
+        marks[name + "_server_own"] = own
 
     async def run() -> None:
         now = time.perf_counter()
@@ -213,6 +223,9 @@ def drive(
     if server_pid:
         server_cpu = marks["end_server"] - marks["start_server"]
         out["server_cpu_ms_per_req"] = round(server_cpu * 1000 / n, 2) if n else None
+        # the server process alone: everything but the query encoder's child process
+        own_cpu = marks["end_server_own"] - marks["start_server_own"]
+        out["server_own_cpu_ms_per_req"] = round(own_cpu * 1000 / n, 2) if n else None
         out["server_cores_busy"] = round(server_cpu / elapsed, 2)
     return out
 
