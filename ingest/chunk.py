@@ -83,24 +83,34 @@ class ChunkBudget:
 @functools.lru_cache(maxsize=4)
 def _word_pieces(model_dir: Path) -> tuple[Callable[[str], int], int]:
     """The model's own tokenizer as a counter, and how many word pieces it reads."""
-    from tokenizers import Tokenizer
-
-    path = model_dir / "tokenizer.json"
-    if not path.is_file():
-        raise InvalidInput(f"{model_dir}: no tokenizer.json to count chunk tokens with")
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    specials = len(tokenizer.encode("", add_special_tokens=True).ids)
     limit = 512
     config = model_dir / "sentence_bert_config.json"
     if config.is_file():
         limit = int(json.loads(config.read_text()).get("max_seq_length") or limit)
+    if (model_dir / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
 
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+        fast = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        fast.no_truncation()
+        fast.no_padding()
 
-    return count, limit - specials
+        def count(text: str) -> int:
+            return len(fast.encode(text, add_special_tokens=False).ids)
+
+        return count, limit - len(fast.encode("", add_special_tokens=True).ids)
+    try:  # a model directory with only a slow tokenizer (vocab.txt, ...)
+        from transformers import AutoTokenizer
+
+        slow = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(
+            f"{model_dir}: no tokenizer to count chunk word pieces with ({exc})"
+        ) from None
+
+    def count_slow(text: str) -> int:
+        return len(slow.tokenize(text))
+
+    return count_slow, limit - slow.num_special_tokens_to_add()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
+import shutil
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from ingest.chunk import (
     embed_text,
 )
 from ingest.parse import Block, BlockKind
+from retrieval.embed import DEFAULT_MODEL, resolve_model
 
 H = BlockKind.heading
 T = BlockKind.text
@@ -166,3 +169,20 @@ def test_tables_that_fit_are_never_cut_and_get_no_overlap() -> None:
 def test_a_budget_below_the_floor_is_refused() -> None:
     with pytest.raises(InvalidInput, match="max_tokens=8"):
         ChunkBudget(8)
+
+
+def test_a_model_without_a_fast_tokenizer_counts_with_its_slow_one(tmp_path: Path) -> None:
+    bundled = resolve_model(DEFAULT_MODEL)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json"):
+        shutil.copy(bundled / name, tmp_path / name)
+    (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+    slow = ChunkBudget.for_model(tmp_path)
+    fast = default_budget()
+    text = "Hypertrophic cardiomyopathy: call 555-0100 (ext. 12) before 8 a.m."
+    assert slow.count(text) == fast.count(text) > count_tokens(text)
+    assert slow.limit == 126
+
+
+def test_a_model_directory_with_no_tokenizer_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=f"{tmp_path}: no tokenizer"):
+        ChunkBudget.for_model(tmp_path)
