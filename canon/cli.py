@@ -708,6 +708,13 @@ EvalSweep = Annotated[
     bool, typer.Option(help="MedQuAD dev only: sweep fusion k / abstention thresholds")
 ]
 EvalNaive = Annotated[bool, typer.Option(help="MedQuAD: include the naive LlamaIndex baseline")]
+EvalSizes = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--size",
+        help="chunkers: our chunker at this many word pieces (repeatable; default 192 and 256)",
+    ),
+]
 
 
 def _eval_settings(home: Path) -> Settings:
@@ -732,6 +739,7 @@ def _run_eval(
     sweep: bool,
     naive: bool,
     as_json: bool,
+    sizes: list[int] | None = None,
 ) -> None:
     from evals import gates, report
 
@@ -771,6 +779,7 @@ def _run_eval(
                 sweep,
                 naive,
                 tick,
+                sizes,
             )
         else:
             if split is not None or sweep:
@@ -859,6 +868,7 @@ def _run_medquad(
     sweep: bool,
     naive: bool,
     tick: Callable[[str, int, int], None],
+    sizes: list[int] | None = None,
 ) -> dict[str, Any]:
     from evals import baselines, medquad
 
@@ -896,7 +906,8 @@ def _run_medquad(
         if suite == "chunkers":
             from evals import chunkers
 
-            return chunkers.run(bench, "dev", n=questions, report=tick)
+            candidates = chunkers.default_chunkers(*sizes) if sizes else None
+            return chunkers.run(bench, "dev", n=questions, chunkers=candidates, report=tick)
         raise InvalidInput("the safety suite runs on the sample corpus (--dataset sample)")
     finally:
         bench.close()
@@ -916,6 +927,7 @@ def _eval_command(suite: str, doc: str) -> None:
         min_coverage: EvalMinCov = None,
         sweep: EvalSweep = False,
         naive: EvalNaive = True,
+        sizes: EvalSizes = None,
         as_json: JsonOpt = False,
     ) -> None:
         _run_eval(
@@ -933,6 +945,7 @@ def _eval_command(suite: str, doc: str) -> None:
             sweep,
             naive,
             as_json,
+            sizes,
         )
 
     command.__doc__ = doc

@@ -136,11 +136,17 @@ def whole_article_sentences(chunk_size: int = 1024, chunk_overlap: int = 200) ->
     return chunk
 
 
-def default_chunkers() -> dict[str, Chunker]:
-    """The candidates compared in evals/README.md, by name; the first is the reference."""
-    return {
-        f"ours ({DEFAULT_MAX_TOKENS} word pieces)": ours(ChunkBudget.for_model()),
-        "ours (192 word pieces)": ours(ChunkBudget.for_model(max_tokens=192)),
+def default_chunkers(*sizes: int) -> dict[str, Chunker]:
+    """The candidates compared in evals/README.md, by name; the first is the reference.
+
+    Ours at each size in the model's word pieces (default: the production size first, then
+    the other compared), ours counting regex tokens as before, and llama-index's parsers.
+    """
+    sizes = sizes or tuple(dict.fromkeys((DEFAULT_MAX_TOKENS, 256, 192)))
+    candidates: dict[str, Chunker] = {
+        f"ours ({n} word pieces)": ours(ChunkBudget.for_model(max_tokens=n)) for n in sizes
+    }
+    return candidates | {
         "ours (200 regex tokens)": ours(ChunkBudget(200)),
         "md+sentence 256/20": markdown_sentences(256, 20),
     }

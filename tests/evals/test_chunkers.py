@@ -141,3 +141,17 @@ def test_cli_runs_chunkers_on_medquad_dev_only(tmp_path: Path) -> None:
     expected = medquad.missing_reason() or "dev only"
     assert expected in str(test.exception)
     assert not (tmp_path / "h").exists()
+
+
+def test_candidates_are_ours_at_each_size_first_then_the_fixed_ones(tmp_path: Path) -> None:
+    assert list(chunkers.default_chunkers()) == [
+        "ours (256 word pieces)",
+        "ours (192 word pieces)",
+        "ours (200 regex tokens)",
+        "md+sentence 256/20",
+    ]
+    sized = chunkers.default_chunkers(128, 192)
+    assert list(sized)[:2] == ["ours (128 word pieces)", "ours (192 word pieces)"]
+    path, root = _file(tmp_path)
+    small, large = sized["ours (128 word pieces)"], sized["ours (192 word pieces)"]
+    assert len(small(path, root)) > len(large(path, root))
