@@ -145,8 +145,8 @@ def test_cli_runs_chunkers_on_medquad_dev_only(tmp_path: Path) -> None:
 
 def test_candidates_are_ours_at_each_size_first_then_the_fixed_ones(tmp_path: Path) -> None:
     assert list(chunkers.default_chunkers()) == [
+        "ours (192 word pieces)",  # the production size first
         "ours (256 word pieces)",
-        "ours (192 word pieces)",
         "ours (200 regex tokens)",
         "md+sentence 256/20",
     ]
