@@ -3,6 +3,7 @@ answer log written in the background is readable at once and complete at shutdow
 batched index queries return exactly what single ones do."""
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -126,6 +127,30 @@ def test_the_writer_flushes_on_demand_and_one_bad_entry_costs_only_itself(
     assert "555-0142" not in questions[0]
     assert writer.failed == 1
     writer.close()
+
+
+def test_flush_and_close_do_not_wait_out_the_writers_linger(sample_runtime: Runtime) -> None:
+    """Answers gather for `linger_ms` before a write; a reader's flush (and shutdown)
+    wakes the writer at once instead of waiting the rest of it."""
+    engine = sample_runtime.engine
+    live = next(iter(sample_runtime.catalog.live()))
+    writer = answer_log.Writer(engine, linger_ms=30_000)
+    try:
+        first = writer.submit(_entry(engine, live))
+        time.sleep(0.05)  # the writer is asleep in its linger now
+        began = time.monotonic()
+        writer.flush()
+        assert time.monotonic() - began < 5
+        second = writer.submit(_entry(engine, live))
+        time.sleep(0.05)
+        began = time.monotonic()
+    finally:
+        writer.close()
+    assert time.monotonic() - began < 5
+    with Session(engine) as s:
+        stored = set(s.exec(select(AnswerLog.id).where(AnswerLog.key_name == "writer")).all())
+    assert {first, second} <= stored
+    assert writer.written >= 2
 
 
 def test_batched_index_queries_return_what_single_queries_return(sample_runtime: Runtime) -> None:
