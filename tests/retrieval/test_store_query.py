@@ -118,8 +118,9 @@ def test_with_load_only_the_first_hits_are_read_and_the_rest_on_first_need(
             assert got[5].payload == by_id[got[5].id].payload  # reads all 5 unread at once
             assert reads[-1] == 5 and all(h._unread is None for h in got)
             for hit in got:
-                assert hit.dense is not None
-                assert np.array_equal(hit.dense, by_id[hit.id].dense)
+                dense, expected_dense = hit.dense, by_id[hit.id].dense
+                assert dense is not None and expected_dense is not None
+                assert np.array_equal(dense, expected_dense)
         assert reads == [6, 5, 5]
     finally:
         store._shard = shard
