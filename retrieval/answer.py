@@ -1,6 +1,8 @@
 """Grounded answers: compose (extractive, or an LLM), cite every sentence, check every
 sentence, abstain with a reason, escalate urgent or clinical questions."""
 
+import asyncio
+import functools
 import re
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -279,9 +281,22 @@ class AnswerService:
         channel: Channel = Channel.chat,
         top_k: int = 5,
     ) -> Answer:
-        """`answer` on an event loop, when nothing waits (no generator, no reranker): the
+        """`answer` on an event loop. When nothing waits (no generator, no reranker) the
         index queries, the abstention's probes included, run batched with the concurrent
-        requests' (`Retriever.search_async`); the rest is a few milliseconds of CPU."""
+        requests' (`Retriever.search_async`) and the rest is a few milliseconds of CPU on
+        the loop; otherwise the whole answer runs in a worker thread."""
+        if self.waits:
+            return await asyncio.to_thread(
+                functools.partial(
+                    self.answer,
+                    question,
+                    audience=audience,
+                    service_lines=service_lines,
+                    channel=channel,
+                    top_k=top_k,
+                    vector=vector,
+                )
+            )
         passages = await self.retriever.search_async(
             question, vector, audience=audience, service_lines=service_lines, top_k=top_k
         )

@@ -1,7 +1,6 @@
 """HTTP surface for the orchestrator and agents: search, answer, the answer log, feedback."""
 
 import asyncio
-import functools
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -309,27 +308,14 @@ async def answer(
     audience = who.audience(body.audience)
     service_lines = who.service_lines(body.service_lines)
     vector = await answers.retriever.embedder.embed_query_async(body.question)
-    if answers.waits:
-        result = await asyncio.to_thread(
-            functools.partial(
-                answers.answer,
-                body.question,
-                audience=audience,
-                service_lines=service_lines,
-                channel=body.channel,
-                top_k=body.top_k,
-                vector=vector,
-            )
-        )
-    else:
-        result = await answers.answer_async(
-            body.question,
-            vector,
-            audience=audience,
-            service_lines=service_lines,
-            channel=body.channel,
-            top_k=body.top_k,
-        )
+    result = await answers.answer_async(  # in a worker thread if an LLM or reranker waits
+        body.question,
+        vector,
+        audience=audience,
+        service_lines=service_lines,
+        channel=body.channel,
+        top_k=body.top_k,
+    )
     response = _response(result)
     writer: answer_log.Writer | None = request.app.state.answer_log
     if writer is not None:

@@ -3,6 +3,7 @@ answer log written in the background is readable at once and complete at shutdow
 batched index queries return exactly what single ones do."""
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -361,3 +362,37 @@ def test_async_answers_batch_the_abstention_probes_and_say_what_sync_answers_say
         AbstainReason.restricted,
         AbstainReason.no_relevant_content,
     } <= reasons
+
+
+def test_async_answers_run_in_a_worker_thread_when_a_generator_waits(
+    sample_runtime: Runtime,
+) -> None:
+    """With an LLM generator (or a reranker) the answer may wait on a slow endpoint, so
+    `answer_async` runs all of `answer` in a worker thread, not on the loop."""
+    from retrieval.answer import AnswerService
+    from retrieval.generator import GeneratorError
+
+    threads: list[int] = []
+
+    class Failing:  # an endpoint that is down: the answer falls back to extractive
+        def compose(self, *_args: Any) -> Any:
+            threads.append(threading.get_ident())
+            raise GeneratorError("down")
+
+    base = sample_runtime.answers
+    service = AnswerService(base.retriever, generator=Failing())  # type: ignore[arg-type]
+    assert service.waits
+    question = "When is the billing office open on Saturday?"
+    vector = sample_runtime.embedder.embed([question])[0]
+
+    async def on_loop() -> tuple[Any, int]:
+        return (
+            await service.answer_async(question, vector, audience=Audience.patient),
+            threading.get_ident(),
+        )
+
+    got, loop_thread = asyncio.run(on_loop())
+    expected = service.answer(question, audience=Audience.patient, vector=vector)
+    assert threads and threads[0] != loop_thread
+    assert not got.abstained and got.text == expected.text
+    assert "The generator failed; this answer is extractive." in got.notes
