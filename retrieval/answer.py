@@ -203,7 +203,7 @@ class AnswerService:
                 top_k=top_k,
                 query_vector=vector,
             )
-        relevant = [p for p in passages if p.relevance >= self.min_relevance]
+        relevant = self._relevant(passages)
 
         def abstain(reason: AbstainReason, route: str | None = None, dropped: int = 0) -> Answer:
             return Answer(
@@ -301,9 +301,7 @@ class AnswerService:
             question, vector, audience=audience, service_lines=service_lines, top_k=top_k
         )
         nothing: tuple[AbstainReason, str | None] | None = None
-        if not any(p.relevance >= self.min_relevance for p in passages) and not off_domain(
-            question
-        ):
+        if not self._relevant(passages) and not off_domain(question):  # as `answer` decides
             steps = self._why_nothing_steps(audience, service_lines, passages)
             try:
                 probe = next(steps)
@@ -324,6 +322,9 @@ class AnswerService:
             passages=passages,
             nothing=nothing,
         )
+
+    def _relevant(self, passages: Sequence[Passage]) -> list[Passage]:
+        return [p for p in passages if p.relevance >= self.min_relevance]
 
     def _why_nothing(
         self,
