@@ -1,3 +1,4 @@
+import functools
 import shutil
 from itertools import pairwise
 from pathlib import Path
@@ -5,11 +6,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from governance.errors import InvalidInput
 from ingest.chunk import (
     OVERVIEW,
     ChunkBudget,
+    _by_words,
     chunk_blocks,
     count_tokens,
     default_budget,
@@ -20,6 +23,15 @@ from retrieval.embed import DEFAULT_MODEL, resolve_model
 
 H = BlockKind.heading
 T = BlockKind.text
+
+
+@functools.cache
+def exact_word_pieces(text: str) -> int:
+    """The bundled model's tokenizer run on the whole text: what the encoder reads."""
+    tokenizer = Tokenizer.from_file(str(resolve_model(DEFAULT_MODEL) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 def test_section_paths_follow_headings() -> None:
@@ -119,8 +131,8 @@ def test_the_encoder_reads_every_chunk_to_its_end(
     blocks = [Block(kind, text[:80] if kind == H else text, 1) for kind, text in items]
     chunks = chunk_blocks(blocks, title, budget)
     for chunk in chunks:
-        assert chunk.token_count == budget.count(chunk.text) <= wanted
-        assert budget.count(embed_text(title, chunk.section, chunk.text)) <= 254
+        assert chunk.token_count == exact_word_pieces(chunk.text) <= wanted
+        assert exact_word_pieces(embed_text(title, chunk.section, chunk.text)) <= 254
     body = {w for b in blocks if b.kind != H for w in b.text.split()}
     assert body <= {w for c in chunks for w in c.text.replace("- ", " ").split()}
 
@@ -130,6 +142,33 @@ def test_word_pieces_are_what_the_model_counts() -> None:
     assert count("cardiomyopathy") == 4  # card ##iom ##yo ##pathy; our regex says 1
     assert count_tokens("cardiomyopathy") == 1
     assert count("Call us at 555-0100.") == 8  # call us at 555 - 01 ##00 .
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(medical, st.text(min_size=1, max_size=12)), max_size=80))
+def test_counting_word_by_word_is_exact_for_the_bundled_model(words: list[str]) -> None:
+    """Chunking counts from a cache of words' counts; for WordPiece that is the count
+    of the whole text, whatever the separators and characters."""
+    text = " ".join(words)
+    assert default_budget().count(text) == exact_word_pieces(text)
+
+
+def test_a_tokenizer_that_merges_across_spaces_counts_whole_texts() -> None:
+    """A byte-level BPE marks a word by the space in front of it, so a word alone counts
+    differently from the same word inside a text: no word cache for it."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(["call the billing office about the bill"] * 50, trainer)
+
+    def count(text: str) -> int:
+        return len(bpe.encode(text).ids)
+
+    assert _by_words(count) is count
+    wordpiece = default_budget().count
+    assert _by_words(wordpiece) is not wordpiece  # already word by word: probes pass
 
 
 def test_a_split_section_fills_its_chunks_across_blocks() -> None:
