@@ -56,7 +56,7 @@ from governance import service
 from governance.models import ArticleVersion, Chunk, EmbeddingCache, Status
 from ingest.bootstrap import publish_paths
 from ingest.index import doctor, embed_text
-from ingest.pipeline import FileResult, IngestReport
+from ingest.pipeline import FileResult, IngestReport, default_workers
 
 # /proc/self/status fields (kB) and the names they get here
 STATUS_FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem"}
@@ -166,7 +166,14 @@ def run_ingest(
     embedded = rt.sync.embedded
     timings: dict[str, float] = {}
     report = publish_paths(
-        rt.engine, rt.sync, [corpus], timings=timings, on_file=on_file, on_step=on_step
+        rt.engine,
+        rt.sync,
+        [corpus],
+        timings=timings,
+        on_file=on_file,
+        on_step=on_step,
+        budget=rt.chunk_budget,
+        workers=rt.settings.ingest_workers or None,  # as `canon ingest` parses
     )
     summary = report.summary()
     chunks = sum(f.chunks for f in report.files)  # of new versions: unchanged files report 0
@@ -418,6 +425,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "database": "sqlite" if args.database_url is None else "postgresql",
         "index": "qdrant-edge" if settings.qdrant_url is None else "qdrant-server",
         "chunk_tokens": settings.chunk_tokens,
+        "ingest_workers": settings.ingest_workers or default_workers(),
         "warm_batch": rt.sync.warm_batch,
         "embed_batch": rt.embedder.batch_size,
         "encoder": rt.embedder.cache_key,

@@ -158,6 +158,7 @@ def ingest(
             max_bytes=max_bytes or rt.settings.max_file_bytes,
             budget=rt.chunk_budget,
             max_files=max_files,
+            workers=rt.settings.ingest_workers or None,
             on_file=tick,
         )
     seconds = time.perf_counter() - started

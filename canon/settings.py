@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(default=20_000_000, gt=0)
     max_ingest_files: int = Field(default=10_000, gt=0, description="files per `canon ingest`")
+    ingest_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="processes that parse and chunk files in `canon ingest`: 0 for one per "
+        "CPU core (at most 8), 1 to parse in the command's own process",
+    )
 
     @property
     def db_url(self) -> str:

@@ -31,10 +31,13 @@ def publish_paths(
     on_file: Callable[[FileResult], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     budget: ChunkBudget | None = None,
+    workers: int | None = 1,
 ) -> IngestReport:
     """`timings`, if given, receives seconds per step: ingest, review, embed, publish.
     `on_file` is called after each file is ingested, `on_step` with a step's name when
-    it ends (progress, benchmarks)."""
+    it ends (progress, benchmarks). `workers` is as for `ingest.pipeline.ingest`; it is 1
+    here (parse in this process) unless the caller's entry point can start worker
+    processes (see there)."""
     clock = time.perf_counter()
 
     def lap(step: str) -> None:
@@ -46,7 +49,9 @@ def publish_paths(
             on_step(step)
         clock = time.perf_counter()
 
-    report = ingest(engine, paths, author=author, submit=True, on_file=on_file, budget=budget)
+    report = ingest(
+        engine, paths, author=author, submit=True, on_file=on_file, budget=budget, workers=workers
+    )
     lap("ingest")
     actor = Actor(reviewer, frozenset({Role.reviewer, Role.clinical_reviewer}))
     # By ids, a batch per session: holding every pending version's row (and text) for

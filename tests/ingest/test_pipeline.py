@@ -1,10 +1,13 @@
+import pickle
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from governance.db import init_db, make_engine
 from governance.models import ArticleVersion, AuditEvent, Chunk, Status
-from ingest.pipeline import Outcome, ingest
+from ingest.chunk import ChunkBudget, count_tokens
+from ingest.pipeline import POOL_MIN_FILES, Outcome, ingest
 
 GOOD = (
     "---\nid: {id}\ntitle: {title}\nowner: Ann\nservice_line: portal\naudience: patient\n---\n"
@@ -80,3 +83,68 @@ def test_failed_file_leaves_stored_version_untouched(tmp_path: Path, engine: Eng
     report = ingest(engine, [tmp_path], author="alice")
     assert report.count(Outcome.failed) == 1
     assert rows(engine) == before
+
+
+def _stored(engine: Engine) -> list[tuple[str, int, str, str]]:
+    with Session(engine) as s:
+        return [
+            (v.article_id, v.number, c.section, c.content_hash)
+            for v, c in s.exec(
+                select(ArticleVersion, Chunk)
+                .where(Chunk.version_id == ArticleVersion.id)
+                .order_by(ArticleVersion.article_id, Chunk.ordinal)
+            )
+        ]
+
+
+def test_worker_processes_record_what_one_process_records(tmp_path: Path) -> None:
+    """Parsed in two spawned workers or here, the same files give the same report, in
+    the order the files were walked, and the same stored versions and chunks; bad files
+    fail alone with the same reasons, and a rerun finds everything unchanged."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(POOL_MIN_FILES + 8):
+        body = "\n\n".join(
+            f"## Step {j}\n\n" + " ".join(f"Bring form {i}-{j}-{k} to the desk." for k in range(30))
+            for j in range(4)
+        )
+        (docs / f"a{i:02d}.md").write_text(GOOD.format(id=f"p-{i}", title=f"Page {i}", body=body))
+    (docs / "junk.pdf").write_bytes(b"\x00\x01 not a pdf " * 50)
+    (docs / "zero.md").write_bytes(b"")
+    (docs / "bad.docx").write_bytes(b"PK\x03\x04 truncated")
+    reports, stored = [], []
+    for workers in (1, 2):
+        engine = make_engine(f"sqlite:///{tmp_path / f'w{workers}.db'}")
+        init_db(engine)
+        seen: list[str] = []
+        report = ingest(
+            engine,
+            [docs],
+            author="alice",
+            workers=workers,
+            on_file=lambda r: seen.append(Path(r.path).name),  # noqa: B023
+        )
+        assert seen == sorted(seen)  # reported as walked, not as workers finish
+        assert report.count(Outcome.created) == POOL_MIN_FILES + 8
+        reports.append(report.files)
+        stored.append(_stored(engine))
+        again = ingest(engine, [docs], author="alice", workers=workers)
+        assert again.count(Outcome.unchanged) == POOL_MIN_FILES + 8
+        assert again.count(Outcome.failed) == 3
+        engine.dispose()
+    assert reports[0] == reports[1]
+    assert {Path(f.path).name for f in reports[1] if f.outcome == Outcome.failed} == {
+        "junk.pdf",
+        "zero.md",
+        "bad.docx",
+    }
+    assert stored[0] == stored[1] and len(stored[0]) > 2 * (POOL_MIN_FILES + 8)
+
+
+def test_a_model_budget_travels_to_a_worker_by_name() -> None:
+    budget = ChunkBudget.for_model(max_tokens=100)
+    copy = pickle.loads(pickle.dumps(budget))
+    assert (copy.max_tokens, copy.limit, copy.model) == (100, 254, budget.model)
+    assert copy.count("cardiomyopathy clinic") == budget.count("cardiomyopathy clinic") == 5
+    plain = pickle.loads(pickle.dumps(ChunkBudget(64)))
+    assert plain == ChunkBudget(64) and plain.count is count_tokens
