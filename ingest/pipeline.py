@@ -161,8 +161,10 @@ def ingest(
             parsed = _in_order(todo, lambda job: pool.submit(_parse_job, job), workers)
             _record_all(engine, parsed, author, submit, report, on_file)
     else:
-        _start_worker(max_bytes, budget)
-        parsed = (item if isinstance(item, FileResult) else _parse_job(item) for item in todo)
+        parsed = (
+            item if isinstance(item, FileResult) else _parse(item, max_bytes, budget)
+            for item in todo
+        )
         _record_all(engine, parsed, author, submit, report, on_file)
     return report
 
@@ -203,7 +205,7 @@ def _triage(
     return _Job(path, root)
 
 
-_worker: dict[str, Any] = {}
+_worker: dict[str, Any] = {}  # a worker process's settings, set once when it starts
 
 
 def _start_worker(max_bytes: int, budget: ChunkBudget | None) -> None:
@@ -212,10 +214,14 @@ def _start_worker(max_bytes: int, budget: ChunkBudget | None) -> None:
 
 
 def _parse_job(job: _Job) -> _Parsed | FileResult:
+    return _parse(job, _worker["max_bytes"], _worker["budget"])
+
+
+def _parse(job: _Job, max_bytes: int, budget: ChunkBudget | None) -> _Parsed | FileResult:
     path = job.path
     try:
-        data = read_bytes(path, _worker["max_bytes"])
-        parsed = parse_file(path, job.root, max_bytes=_worker["max_bytes"], data=data)
+        data = read_bytes(path, max_bytes)
+        parsed = parse_file(path, job.root, max_bytes=max_bytes, data=data)
         return _Parsed(
             path=path,
             fingerprint=source_fingerprint(path, job.root, data),
@@ -223,7 +229,7 @@ def _parse_job(job: _Job) -> _Parsed | FileResult:
             meta=parsed.meta,
             body=parsed.body,
             content_hash=content_hash(parsed),
-            chunks=chunk_blocks(parsed.blocks, parsed.meta.title, _worker["budget"]),
+            chunks=chunk_blocks(parsed.blocks, parsed.meta.title, budget),
         )
     except Exception as exc:
         return _failure(path, exc)
