@@ -1,13 +1,16 @@
 import pickle
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from governance.db import init_db, make_engine
 from governance.models import ArticleVersion, AuditEvent, Chunk, Status
+from ingest import pipeline
 from ingest.chunk import ChunkBudget, count_tokens
-from ingest.pipeline import POOL_MIN_FILES, Outcome, ingest
+from ingest.pipeline import Outcome, ingest
 
 GOOD = (
     "---\nid: {id}\ntitle: {title}\nowner: Ann\nservice_line: portal\naudience: patient\n---\n"
@@ -97,13 +100,24 @@ def _stored(engine: Engine) -> list[tuple[str, int, str, str]]:
         ]
 
 
-def test_worker_processes_record_what_one_process_records(tmp_path: Path) -> None:
+def test_worker_processes_record_what_one_process_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Parsed in two spawned workers or here, the same files give the same report, in
     the order the files were walked, and the same stored versions and chunks; bad files
     fail alone with the same reasons, and a rerun finds everything unchanged."""
+    monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 30)  # read by this process only
+    spawned: list[int] = []
+    real_pool = pipeline.ProcessPoolExecutor
+
+    def counting_pool(workers: int, **kwargs: Any) -> Any:
+        spawned.append(workers)
+        return real_pool(workers, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", counting_pool)
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(POOL_MIN_FILES + 8):
+    for i in range(pipeline.POOL_MIN_FILES + 8):
         body = "\n\n".join(
             f"## Step {j}\n\n" + " ".join(f"Bring form {i}-{j}-{k} to the desk." for k in range(30))
             for j in range(4)
@@ -125,20 +139,21 @@ def test_worker_processes_record_what_one_process_records(tmp_path: Path) -> Non
             on_file=lambda r: seen.append(Path(r.path).name),  # noqa: B023
         )
         assert seen == sorted(seen)  # reported as walked, not as workers finish
-        assert report.count(Outcome.created) == POOL_MIN_FILES + 8
+        assert report.count(Outcome.created) == pipeline.POOL_MIN_FILES + 8
         reports.append(report.files)
         stored.append(_stored(engine))
         again = ingest(engine, [docs], author="alice", workers=workers)
-        assert again.count(Outcome.unchanged) == POOL_MIN_FILES + 8
+        assert again.count(Outcome.unchanged) == pipeline.POOL_MIN_FILES + 8
         assert again.count(Outcome.failed) == 3
         engine.dispose()
+    assert spawned == [2]  # only the first ingest with workers=2: its rerun parsed 3 files
     assert reports[0] == reports[1]
     assert {Path(f.path).name for f in reports[1] if f.outcome == Outcome.failed} == {
         "junk.pdf",
         "zero.md",
         "bad.docx",
     }
-    assert stored[0] == stored[1] and len(stored[0]) > 2 * (POOL_MIN_FILES + 8)
+    assert stored[0] == stored[1] and len(stored[0]) > 2 * (pipeline.POOL_MIN_FILES + 8)
 
 
 def test_a_model_budget_travels_to_a_worker_by_name() -> None:
