@@ -11,6 +11,14 @@ the published version) of their source chunk, so every one passes the live-versi
 check like real content. Query embeddings are always real: every request embeds its
 question (`CANON_QUERY_CACHE_SIZE=0`).
 
+Filler text (`--filler`). By default (`sample`) the synthetic text reuses the 324 sample
+chunks' sentences, so the whole index has their vocabulary: a golden question's term
+occurs in about 3.5% of the points, far more than in a real corpus of that size.
+`--filler medquad` makes the text the same way from MedQuAD's answers (31,132 chunks of
+whole sentences, real and varied medical vocabulary); the points' vectors and payloads
+are exactly those of the default build, only the text (and so the BM25 vector) differs.
+Both are synthetic: say which one a figure comes from (bench/README.md compares them).
+
 Naive pipeline. LlamaIndex `VectorStoreIndex` with its default in-memory
 `SimpleVectorStore`, the same embedding model, and the same passages as nodes with the
 same vectors (the default `SentenceSplitter` leaves passages under 1024 tokens whole,
@@ -43,6 +51,9 @@ go to bench-build.json in its home.
 
     .venv/bin/python bench/answer_bench.py --sizes 10000 100000 --duration 10 \
         --json bench/results/answer_bench.json
+    # the same 100k points with MedQuAD's text as filler, kept
+    .venv/bin/python bench/answer_bench.py --build-only --sizes 100000 --filler medquad \
+        --keep /tmp/canon-100k-medquad
     # build once, keep, serve later (no naive baseline at 1M: brute force in Python)
     .venv/bin/python bench/answer_bench.py --build-only --sizes 1000000 --keep /tmp/canon-1m
     .venv/bin/python bench/answer_bench.py --home /tmp/canon-1m/n1000000 --smoke 10
@@ -124,37 +135,80 @@ def real_points(home: Path) -> list[tuple[np.ndarray, dict[str, Any]]]:
     return found
 
 
+def medquad_filler(max_words: int = 150) -> list[list[str]]:
+    """MedQuAD's answers (shared/data/medquad, CC BY 4.0) cut into runs of whole sentences
+    of at most about `max_words` words: each run is one filler chunk's sentences."""
+    from evals.medquad import load_documents
+    from retrieval.text import sentences
+
+    chunks: list[list[str]] = []
+    for doc in load_documents():
+        for pair in doc.pairs:
+            run: list[str] = []
+            words = 0
+            for sentence in sentences(pair.answer):
+                n = len(sentence.split())
+                if run and words + n > max_words:
+                    chunks.append(run)
+                    run, words = [], 0
+                run.append(sentence)
+                words += n
+            if run:
+                chunks.append(run)
+    return chunks
+
+
 def synthesize_batches(
-    real: list[tuple[np.ndarray, dict[str, Any]]], count: int, seed: int, batch: int = 2048
+    real: list[tuple[np.ndarray, dict[str, Any]]],
+    count: int,
+    seed: int,
+    batch: int = 2048,
+    filler: list[list[str]] | None = None,
 ) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
     """`count` synthetic points, `batch` at a time (the same points in the same order as
-    `synthesize`), so a 1M build never holds them all."""
+    `synthesize`), so a 1M build never holds them all.
+
+    With `filler` (lists of sentences, e.g. `medquad_filler()`), each point's text is made
+    the same way from those chunks instead of the sample corpus's, by a second random
+    stream: vectors and payloads (but the text) are the same points as without it."""
     from retrieval.text import sentences
 
     rng = random.Random(seed)
+    text_rng = random.Random(f"filler:{seed}")
     nrng = np.random.default_rng(seed)
     split = [sentences(str(p.get("text", ""))) or [str(p.get("text", ""))] for _, p in real]
     dim = len(real[0][0])
+
+    def mixed_text(chunks: list[list[str]], r: random.Random, a: int, b: int) -> str:
+        parts = list(chunks[a])
+        r.shuffle(parts)
+        parts.insert(r.randrange(len(parts) + 1), r.choice(chunks[b]))
+        return " ".join(parts)
+
     for start in range(0, count, batch):
         n = min(batch, count - start)
         vectors = np.empty((n, dim), dtype=np.float32)
         payloads: list[dict[str, Any]] = []
         for i in range(n):
             a, b = rng.randrange(len(real)), rng.randrange(len(real))
-            parts = list(split[a])
-            rng.shuffle(parts)
-            parts.insert(rng.randrange(len(parts) + 1), rng.choice(split[b]))
+            text = mixed_text(split, rng, a, b)
+            if filler is not None:
+                fa, fb = text_rng.randrange(len(filler)), text_rng.randrange(len(filler))
+                text = mixed_text(filler, text_rng, fa, fb)
             mixed = 0.8 * real[a][0] + 0.2 * real[b][0] + nrng.normal(0, 0.02, dim)
             vectors[i] = mixed / np.linalg.norm(mixed)
-            payloads.append(real[a][1] | {"text": " ".join(parts)})
+            payloads.append(real[a][1] | {"text": text})
         yield vectors, payloads
 
 
 def synthesize(
-    real: list[tuple[np.ndarray, dict[str, Any]]], count: int, seed: int
+    real: list[tuple[np.ndarray, dict[str, Any]]],
+    count: int,
+    seed: int,
+    filler: list[list[str]] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """All of `synthesize_batches` at once (the naive baseline needs every vector)."""
-    batches = list(synthesize_batches(real, count, seed))
+    batches = list(synthesize_batches(real, count, seed, filler=filler))
     if not batches:
         return np.empty((0, len(real[0][0])), dtype=np.float32), []
     return np.vstack([v for v, _ in batches]), [p for _, ps in batches for p in ps]
@@ -447,6 +501,7 @@ def build_home(
     size: int,
     stage: int,
     keep_points: bool,
+    filler: str = "sample",
 ) -> tuple[dict[str, Any], tuple[np.ndarray, list[dict[str, Any]]] | None]:
     """Copy the published base to `home` and grow it to `size` points. With
     `keep_points` (the naive baseline needs them) the synthetic points are made first
@@ -454,25 +509,27 @@ def build_home(
     also written to `home`/bench-build.json."""
     shutil.copytree(base, home)
     count = size - len(real)
+    texts = medquad_filler() if filler == "medquad" else None
     load_before, cpu0 = os.getloadavg(), time.process_time()
     _reset_peak_rss()
     kept: tuple[np.ndarray, list[dict[str, Any]]] | None = None
     synth_s = 0.0
     if keep_points:
         t0 = time.perf_counter()
-        kept = synthesize(real, count, seed=size)
+        kept = synthesize(real, count, seed=size, filler=texts)
         synth_s = time.perf_counter() - t0
         vectors, payloads = kept
         batches: Iterable[tuple[np.ndarray, list[dict[str, Any]]]] = (
             (vectors[i : i + 2048], payloads[i : i + 2048]) for i in range(0, count, 2048)
         )
     else:
-        batches = synthesize_batches(real, count, seed=size)
+        batches = synthesize_batches(real, count, seed=size, filler=texts)
     figures = grow_batches(home, batches, stage=stage)
     figures["synth_seconds"] = round(figures["synth_seconds"] + synth_s, 1)
     record: dict[str, Any] = {
         "points": size,
         "synthetic": count,
+        "filler": filler,
         "seed": size,
         "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         **figures,
@@ -551,6 +608,13 @@ def main() -> None:
         "--keep", type=Path, default=None, help="build each home in DIR/n<size> and keep it"
     )
     parser.add_argument(
+        "--filler",
+        choices=["sample", "medquad"],
+        default="sample",
+        help="text of the synthetic points: the sample corpus's chunks reshuffled (its 324 "
+        "chunks' vocabulary: long posting lists) or MedQuAD's answers (same vectors)",
+    )
+    parser.add_argument(
         "--build-only", action="store_true", help="build the homes (with --keep) and stop"
     )
     parser.add_argument(
@@ -612,7 +676,9 @@ def main() -> None:
                 home = args.keep / f"n{size}"
                 if home.exists():
                     raise SystemExit(f"{home} exists: remove it or keep another DIR")
-                record, _ = build_home(base, real, home, size, args.stage_points, False)
+                record, _ = build_home(
+                    base, real, home, size, args.stage_points, False, args.filler
+                )
                 results["runs"].append({"home": str(home), "build": record})
                 save()
         print(json.dumps(results, indent=2))
@@ -686,7 +752,7 @@ def main() -> None:
             if home.exists():
                 raise SystemExit(f"{home} exists: remove it or keep another DIR")
             record, kept = build_home(
-                base, real, home, size, args.stage_points, size in naive_sizes
+                base, real, home, size, args.stage_points, size in naive_sizes, args.filler
             )
             run = {
                 "points": size,

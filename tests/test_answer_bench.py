@@ -51,6 +51,22 @@ def test_batches_are_the_one_shot_points(bench: ModuleType) -> None:
     assert empty.shape == (0, 384) and none == []
 
 
+def test_a_filler_changes_only_the_text(bench: ModuleType) -> None:
+    real = _real()
+    filler = [[f"Filler {i} says {w}." for w in ("alpha", "beta", "gamma")] for i in range(5)]
+    plain_vectors, plain = bench.synthesize(real, 500, seed=3)
+    vectors, payloads = bench.synthesize(real, 500, seed=3, filler=filler)
+    assert np.array_equal(vectors, plain_vectors)
+    assert [p | {"text": ""} for p in payloads] == [p | {"text": ""} for p in plain]
+    allowed = {s for chunk in filler for s in chunk}
+    for payload in payloads:
+        parts = [s + "." for s in payload["text"].split(". ") if s]
+        parts[-1] = parts[-1].removesuffix(".")
+        assert set(parts) <= allowed and len(parts) == 4  # three shuffled, one spliced in
+    batched = list(bench.synthesize_batches(real, 500, seed=3, batch=128, filler=filler))
+    assert [p for _, ps in batched for p in ps] == payloads
+
+
 def test_grow_batches_optimizes_per_stage_and_writes_every_point(
     bench: ModuleType, tmp_path: Path
 ) -> None:
