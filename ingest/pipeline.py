@@ -13,6 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -139,8 +140,8 @@ def ingest(
     `if __name__ == "__main__":` guard (`canon ingest` has it). Results are recorded and
     reported in the order the files were walked, whatever order the workers finish in.
     If a worker dies (killed, or a parser crashing the interpreter), the ingest stops
-    with BrokenProcessPool: files recorded before it stay recorded, and a rerun skips
-    them as unchanged.
+    with ParseWorkerDied naming the files in flight: files recorded before them stay
+    recorded, and a rerun skips them as unchanged.
     """
     files = list(iter_files(paths))
     check_file_count(len(files), max_files)
@@ -238,6 +239,12 @@ def _parse(job: _Job, max_bytes: int, budget: ChunkBudget | None) -> _Parsed | F
         return _failure(path, exc)
 
 
+class ParseWorkerDied(CanonError):
+    """A parse worker process ended without an answer (killed, or a parser crashed it)."""
+
+    code = "parse_worker_died"
+
+
 def _in_order(
     todo: Iterable[FileResult | _Job],
     submit: Callable[[_Job], "Future[_Parsed | FileResult]"],
@@ -245,17 +252,32 @@ def _in_order(
 ) -> Iterator[_Parsed | FileResult]:
     """Results in `todo`'s order, with at most a few files per worker handed out ahead."""
     window = max(1, workers) * WINDOW_PER_WORKER
-    pending: deque[Future[_Parsed | FileResult] | FileResult] = deque()
+    pending: deque[tuple[_Job, Future[_Parsed | FileResult]] | FileResult] = deque()
     for item in todo:
-        pending.append(submit(item) if isinstance(item, _Job) else item)
+        pending.append((item, submit(item)) if isinstance(item, _Job) else item)
         while len(pending) > window:
-            yield _settle(pending.popleft())
+            yield _settle(pending)
     while pending:
-        yield _settle(pending.popleft())
+        yield _settle(pending)
 
 
-def _settle(item: "Future[_Parsed | FileResult] | FileResult") -> _Parsed | FileResult:
-    return item if isinstance(item, FileResult) else item.result()
+def _settle(
+    pending: "deque[tuple[_Job, Future[_Parsed | FileResult]] | FileResult]",
+) -> _Parsed | FileResult:
+    item = pending.popleft()
+    if isinstance(item, FileResult):
+        return item
+    try:
+        return item[1].result()
+    except BrokenProcessPool:
+        suspects = [str(item[0].path)] + [str(p[0].path) for p in pending if isinstance(p, tuple)]
+        raise ParseWorkerDied(
+            f"a parse worker died (killed, or a parser crashed it) while parsing one of "
+            f"{len(suspects)} files: {', '.join(suspects[:20])}"
+            f"{' ...' if len(suspects) > 20 else ''}; the files reported before these are "
+            "recorded and a rerun skips them; CANON_INGEST_WORKERS=1 parses them in one "
+            "process, one at a time, to tell which file it is"
+        ) from None
 
 
 def _record_all(

@@ -1,4 +1,6 @@
 import pickle
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,44 @@ def test_a_model_budget_travels_to_a_worker_by_name() -> None:
     assert copy.count("cardiomyopathy clinic") == budget.count("cardiomyopathy clinic") == 5
     plain = pickle.loads(pickle.dumps(ChunkBudget(64)))
     assert plain == ChunkBudget(64) and plain.count is count_tokens
+
+
+def test_a_dead_worker_stops_the_ingest_naming_the_files_in_flight(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-file (out of memory, a parser crashing the interpreter) gives
+    an error naming the files it may have been parsing; what was recorded stays."""
+
+    class DyingPool:  # the third file's worker dies, as concurrent.futures reports it
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.submitted = 0
+
+        def __enter__(self) -> "DyingPool":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def submit(self, fn: Any, job: Any) -> "Future[Any]":
+            self.submitted += 1
+            future: Future[Any] = Future()
+            if self.submitted >= 3:
+                future.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            else:
+                future.set_result(pipeline._parse(job, 20_000_000, None))
+            return future
+
+    monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", DyingPool)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        (docs / f"a{i}.md").write_text(GOOD.format(id=f"p-{i}", title=f"P {i}", body="Call us."))
+    with pytest.raises(pipeline.ParseWorkerDied) as died:
+        ingest(engine, [docs], author="alice", workers=2)
+    message = str(died.value)
+    assert "a2.md" in message and "a4.md" in message and "a1.md" not in message
+    assert "CANON_INGEST_WORKERS=1" in message
+    assert rows(engine)[0] == 2  # a0 and a1 recorded, nothing half-written
+    again = ingest(engine, [docs], author="alice", workers=1)
+    assert again.count(Outcome.unchanged) == 2 and again.count(Outcome.created) == 3
