@@ -285,18 +285,17 @@ class AnswerService:
         index queries, the abstention's probes included, run batched with the concurrent
         requests' (`Retriever.search_async`) and the rest is a few milliseconds of CPU on
         the loop; otherwise the whole answer runs in a worker thread."""
+        answer = functools.partial(
+            self.answer,
+            question,
+            audience=audience,
+            service_lines=service_lines,
+            channel=channel,
+            top_k=top_k,
+            vector=vector,
+        )
         if self.waits:
-            return await asyncio.to_thread(
-                functools.partial(
-                    self.answer,
-                    question,
-                    audience=audience,
-                    service_lines=service_lines,
-                    channel=channel,
-                    top_k=top_k,
-                    vector=vector,
-                )
-            )
+            return await asyncio.to_thread(answer)
         passages = await self.retriever.search_async(
             question, vector, audience=audience, service_lines=service_lines, top_k=top_k
         )
@@ -312,16 +311,7 @@ class AnswerService:
                     probe = steps.send(found)
             except StopIteration as done:
                 nothing = done.value
-        return self.answer(
-            question,
-            audience=audience,
-            service_lines=service_lines,
-            channel=channel,
-            top_k=top_k,
-            vector=vector,
-            passages=passages,
-            nothing=nothing,
-        )
+        return answer(passages=passages, nothing=nothing)
 
     def _relevant(self, passages: Sequence[Passage]) -> list[Passage]:
         return [p for p in passages if p.relevance >= self.min_relevance]
