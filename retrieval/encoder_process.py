@@ -42,12 +42,15 @@ def _serve(conn: Connection, model_dir: str, backend: str, onnx_cache: str | Non
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", encoder.dim, encoder.version))
-    # Texts run one per call (a vector must not depend on its batch-mates), so a batch is
-    # spread over one thread per core; onnxruntime releases the GIL while it computes.
+    # An encoder that runs texts one per call (`run_batch = 1`, the int8 graph: a vector
+    # must not depend on its batch-mates) has a batch spread over one thread per core;
+    # onnxruntime releases the GIL while it computes. Any other encoder (PyTorch) gets the
+    # batch in one call, as `Embedder.embed` gives it in-process, on its own threads.
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    one_per_call = getattr(encoder, "run_batch", 0) == 1
 
     def encode(texts: list[str]) -> npt.NDArray[np.float32]:
-        if len(texts) == 1:
+        if len(texts) == 1 or not one_per_call:
             return encoder.encode(texts, 32)
         return np.concatenate(list(pool.map(lambda t: encoder.encode([t], 32), texts)))
 

@@ -38,6 +38,21 @@ def test_vectors_are_the_in_process_ones_bit_for_bit(
     assert np.array_equal(child.encode(QUESTIONS[:1]), embedder.embed(QUESTIONS[:1]))
 
 
+def test_a_batching_encoder_gets_the_batch_in_one_call(embedder: Embedder) -> None:
+    """PyTorch batches (its vectors are those of `Embedder.embed` on the same batch, which
+    pads to the longest text), so the child must not split the batch one text per call."""
+    from retrieval.embed import TorchEncoder
+
+    process = EncoderProcess(embedder.model_path, "torch")
+    try:
+        assert process.version == "torch"
+        local = TorchEncoder(embedder.model_path)
+        assert np.array_equal(process.encode(QUESTIONS), local.encode(QUESTIONS, 32))
+        assert np.array_equal(process.encode(QUESTIONS[2:3]), local.encode(QUESTIONS[2:3], 32))
+    finally:
+        process.close()
+
+
 def test_a_dead_child_is_replaced_on_the_next_call(
     child: EncoderProcess, embedder: Embedder
 ) -> None:
