@@ -113,3 +113,14 @@ def test_the_app_serves_through_the_child_and_stops_it(tmp_path: Path, embedder:
         assert embedder._process is None  # stopped with the app
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize(("backend", "limit"), [("onnx-int8", 8), ("torch", 64)])
+def test_the_batch_limit_follows_the_encoder(embedder: Embedder, backend: str, limit: int) -> None:
+    """The int8 graph runs one text per call, so small batches keep the child and the loop
+    both busy; PyTorch does less work per text in large batches."""
+    served = Embedder(embedder.model_name, backend=backend, cache_size=0)
+    try:
+        assert served.enable_micro_batching(process=True).max_batch == limit
+    finally:
+        served.disable_micro_batching()
