@@ -139,9 +139,11 @@ def ingest(
     the caller's main module afresh: a script that asks for workers needs the usual
     `if __name__ == "__main__":` guard (`canon ingest` has it). Results are recorded and
     reported in the order the files were walked, whatever order the workers finish in.
-    If a worker dies (killed, or a parser crashing the interpreter), the ingest stops
-    with ParseWorkerDied naming the files in flight: files recorded before them stay
-    recorded, and a rerun skips them as unchanged.
+    If a worker dies (a parser crashing the interpreter, or killed for memory), the
+    files it may have had are parsed again one at a time, and a file that kills a worker
+    of its own fails alone, as a parser exception does (`_Workers`). Only when workers
+    keep dying whatever the file does the ingest stop, with ParseWorkerDied naming the
+    files in flight: files recorded before them stay recorded, and a rerun skips them.
     """
     files = list(iter_files(paths))
     check_file_count(len(files), max_files)
@@ -155,14 +157,8 @@ def ingest(
     jobs = sum(isinstance(item, _Job) for item in todo)
     workers = default_workers() if workers is None else workers
     if workers > 1 and jobs >= POOL_MIN_FILES:
-        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-        with ProcessPoolExecutor(
-            min(workers, jobs),
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(max_bytes, budget),
-        ) as pool:
-            parsed = _in_order(todo, lambda job: pool.submit(_parse_job, job), workers)
+        with _Workers(min(workers, jobs), max_bytes, budget) as pool:
+            parsed = _in_order(todo, pool, workers)
             _record_all(engine, parsed, author, submit, report, on_file)
     else:
         parsed = (
@@ -240,44 +236,131 @@ def _parse(job: _Job, max_bytes: int, budget: ChunkBudget | None) -> _Parsed | F
 
 
 class ParseWorkerDied(CanonError):
-    """A parse worker process ended without an answer (killed, or a parser crashed it)."""
+    """Parse worker processes kept dying, whatever file they were given."""
 
     code = "parse_worker_died"
 
 
-def _in_order(
-    todo: Iterable[FileResult | _Job],
-    submit: Callable[[_Job], "Future[_Parsed | FileResult]"],
-    workers: int,
-) -> Iterator[_Parsed | FileResult]:
+# Files in a row that each end a worker parsing them alone: then the files are not the
+# cause (the machine is out of memory, or a worker cannot start), and the ingest stops.
+DEATHS_IN_A_ROW = 3
+
+Settled = _Parsed | FileResult
+
+
+class _Workers:
+    """The parse worker pool, and what happens when one of its processes dies.
+
+    A dead worker breaks the whole pool: concurrent.futures fails every file it had not
+    finished, and cannot say which file did it. `recover` parses those files again, one at
+    a time, in a fresh one-process pool: a file that ends that process too is the one, and
+    it fails alone, with nothing recorded for it; the others are parsed there. Then a new
+    pool takes the files after them. Each fresh process costs its start (3-4 s).
+    """
+
+    def __init__(self, processes: int, max_bytes: int, budget: ChunkBudget | None) -> None:
+        self._processes = processes
+        self._args = (max_bytes, budget)
+        self._pool = self._start(processes)
+        self.recoveries = 0
+
+    def _start(self, processes: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a threaded process
+            initializer=_start_worker,
+            initargs=self._args,
+        )
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, job: _Job) -> "Future[Settled]":
+        try:
+            return self._pool.submit(_parse_job, job)
+        except BrokenProcessPool as exc:  # it died since the last look: settled in order
+            future: Future[Settled] = Future()
+            future.set_exception(exc)
+            return future
+
+    def recover(self, jobs: Sequence[_Job]) -> list[Settled]:
+        """`jobs` (what the dead pool had not finished, in walk order) parsed one at a
+        time in a fresh process each time one dies; then a new pool for what follows."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.recoveries += 1
+        results: list[Settled] = []
+        died: list[_Job] = []
+        solo = self._start(1)
+        try:
+            for job in jobs:
+                try:
+                    results.append(solo.submit(_parse_job, job).result())
+                    died.clear()
+                    continue
+                except BrokenProcessPool:
+                    solo.shutdown(wait=True, cancel_futures=True)
+                died.append(job)
+                if len(died) >= DEATHS_IN_A_ROW:
+                    left = [str(j.path) for j in jobs]
+                    raise ParseWorkerDied(
+                        f"parse workers kept dying: {len(died)} files in a row each ended a "
+                        "worker parsing it alone, so the cause is likely not the files (out "
+                        "of memory? a worker that cannot start?); not recorded: "
+                        f"{', '.join(left[:20])}{' ...' if len(left) > 20 else ''} and the "
+                        "files after them; the files reported before these are recorded and "
+                        "a rerun skips them"
+                    ) from None
+                results.append(
+                    FileResult(
+                        str(job.path),
+                        Outcome.failed,
+                        error=f"{job.path}: parsing it ended the worker process (a parser "
+                        "crash, or the process was killed, e.g. out of memory); nothing was "
+                        "recorded for it",
+                    )
+                )
+                solo = self._start(1)
+        finally:
+            solo.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._start(self._processes)
+        return results
+
+
+def _in_order(todo: Iterable[FileResult | _Job], pool: _Workers, workers: int) -> Iterator[Settled]:
     """Results in `todo`'s order, with at most a few files per worker handed out ahead."""
     window = max(1, workers) * WINDOW_PER_WORKER
-    pending: deque[tuple[_Job, Future[_Parsed | FileResult]] | FileResult] = deque()
+    pending: deque[tuple[_Job, Future[Settled]] | Settled] = deque()
     for item in todo:
-        pending.append((item, submit(item)) if isinstance(item, _Job) else item)
+        pending.append((item, pool.submit(item)) if isinstance(item, _Job) else item)
         while len(pending) > window:
-            yield _settle(pending)
+            yield _settle(pending, pool)
     while pending:
-        yield _settle(pending)
+        yield _settle(pending, pool)
 
 
-def _settle(
-    pending: "deque[tuple[_Job, Future[_Parsed | FileResult]] | FileResult]",
-) -> _Parsed | FileResult:
+def _settle(pending: "deque[tuple[_Job, Future[Settled]] | Settled]", pool: _Workers) -> Settled:
     item = pending.popleft()
-    if isinstance(item, FileResult):
+    if not isinstance(item, tuple):
         return item
+    job, future = item
     try:
-        return item[1].result()
+        return future.result()
     except BrokenProcessPool:
-        suspects = [str(item[0].path)] + [str(p[0].path) for p in pending if isinstance(p, tuple)]
-        raise ParseWorkerDied(
-            f"a parse worker died (killed, or a parser crashed it) while parsing one of "
-            f"{len(suspects)} files: {', '.join(suspects[:20])}"
-            f"{' ...' if len(suspects) > 20 else ''}; the files reported before these are "
-            "recorded and a rerun skips them; CANON_INGEST_WORKERS=1 parses them in one "
-            "process, one at a time, to tell which file it is"
-        ) from None
+        pass
+    # The pool is broken: this file and every later one it had not finished are suspects.
+    suspects = [job] + [p[0] for p in pending if isinstance(p, tuple) and not _finished(p[1])]
+    redone = dict(zip(map(id, suspects), pool.recover(suspects), strict=True))
+    for i, p in enumerate(pending):
+        if isinstance(p, tuple):
+            pending[i] = redone[id(p[0])] if id(p[0]) in redone else p[1].result()
+    return redone[id(job)]
+
+
+def _finished(future: "Future[Settled]") -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _record_all(

@@ -1,3 +1,4 @@
+import os
 import pickle
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -167,42 +168,89 @@ def test_a_model_budget_travels_to_a_worker_by_name() -> None:
     assert plain == ChunkBudget(64) and plain.count is count_tokens
 
 
-def test_a_dead_worker_stops_the_ingest_naming_the_files_in_flight(
+def _count_or_die(text: str) -> int:
+    """A chunk counter that ends its process on a marker, as a parser crash would."""
+    if "LETHAL" in text:
+        os._exit(70)
+    return count_tokens(text)
+
+
+def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A worker killed mid-file (out of memory, a parser crashing the interpreter) gives
-    an error naming the files it may have been parsing; what was recorded stays."""
+    """Real spawned workers: one file ends the process parsing it (it breaks the whole
+    pool). The files in flight are parsed again one at a time, that file fails alone with
+    nothing stored, every other file is recorded in walk order, and a new pool takes the
+    rest."""
+    monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 4)  # read by this process only
+    monkeypatch.setattr(pipeline, "WINDOW_PER_WORKER", 2)
+    started: list[int] = []
+    real_pool = pipeline.ProcessPoolExecutor
 
-    class DyingPool:  # the third file's worker dies, as concurrent.futures reports it
+    def counting_pool(processes: int, **kwargs: Any) -> Any:
+        started.append(processes)
+        return real_pool(processes, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", counting_pool)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    names = [f"a{i}.md" for i in range(9)]
+    for i, name in enumerate(names):
+        body = "The LETHAL step." if i == 4 else f"Bring form {i} to the desk."
+        (docs / name).write_text(GOOD.format(id=f"p-{i}", title=f"P {i}", body=body))
+    budget = ChunkBudget(64, count=_count_or_die)
+    report = ingest(engine, [docs], author="alice", workers=2, budget=budget)
+    assert [Path(f.path).name for f in report.files] == names  # walk order
+    failed = [f for f in report.files if f.outcome == Outcome.failed]
+    assert [Path(f.path).name for f in failed] == ["a4.md"]
+    assert failed[0].error and "a4.md" in failed[0].error and "worker process" in failed[0].error
+    assert report.count(Outcome.created) == 8
+    assert rows(engine)[0] == 8  # nothing half-written for a4
+    # the first pool, one-process pools for the files in flight (one more after the
+    # death), then a new pool for the files after them
+    assert started[0] == 2 and started[-1] == 2 and started.count(1) >= 2
+    (docs / "a4.md").write_text(GOOD.format(id="p-4", title="P 4", body="Bring form 4."))
+    again = ingest(engine, [docs], author="alice", workers=2, budget=budget)
+    assert again.count(Outcome.unchanged) == 8 and again.count(Outcome.created) == 1
+
+
+def test_workers_that_keep_dying_stop_the_ingest_naming_the_files(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every worker dies whatever file it has (out of memory, a worker that cannot
+    start), the files are not the cause: after DEATHS_IN_A_ROW files in a row the ingest
+    stops, naming what is not recorded; what was recorded stays."""
+
+    class DyingPool:  # from the third file on, every process dies on its file
+        parsed = 0
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self.submitted = 0
+            kwargs["initializer"](*kwargs["initargs"])
 
-        def __enter__(self) -> "DyingPool":
-            return self
-
-        def __exit__(self, *exc: object) -> None:
+        def shutdown(self, **kwargs: Any) -> None:
             return None
 
         def submit(self, fn: Any, job: Any) -> "Future[Any]":
-            self.submitted += 1
             future: Future[Any] = Future()
-            if self.submitted >= 3:
+            if DyingPool.parsed >= 2:
                 future.set_exception(BrokenProcessPool("a child process terminated abruptly"))
             else:
-                future.set_result(pipeline._parse(job, 20_000_000, None))
+                DyingPool.parsed += 1
+                future.set_result(fn(job))
             return future
 
     monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 2)
     monkeypatch.setattr(pipeline, "ProcessPoolExecutor", DyingPool)
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(5):
+    for i in range(6):
         (docs / f"a{i}.md").write_text(GOOD.format(id=f"p-{i}", title=f"P {i}", body="Call us."))
     with pytest.raises(pipeline.ParseWorkerDied) as died:
         ingest(engine, [docs], author="alice", workers=2)
     message = str(died.value)
-    assert "a2.md" in message and "a4.md" in message and "a1.md" not in message
-    assert "CANON_INGEST_WORKERS=1" in message
+    assert "3 files in a row" in message
+    assert "a2.md" in message and "a5.md" in message and "a1.md" not in message
     assert rows(engine)[0] == 2  # a0 and a1 recorded, nothing half-written
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", pipeline.ProcessPoolExecutor)
     again = ingest(engine, [docs], author="alice", workers=1)
-    assert again.count(Outcome.unchanged) == 2 and again.count(Outcome.created) == 3
+    assert again.count(Outcome.unchanged) == 2 and again.count(Outcome.created) == 4
