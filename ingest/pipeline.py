@@ -142,7 +142,7 @@ def ingest(
     If a worker dies (a parser crashing the interpreter, or killed for memory), the
     files it may have had are parsed again one at a time, and a file that kills a worker
     of its own fails alone, as a parser exception does (`_Workers`). Only when workers
-    keep dying whatever the file does the ingest stop, with ParseWorkerDied naming the
+    keep dying, whatever the file, does the ingest stop, with ParseWorkerDied naming the
     files in flight: files recorded before them stay recorded, and a rerun skips them.
     """
     files = list(iter_files(paths))
@@ -262,7 +262,6 @@ class _Workers:
         self._processes = processes
         self._args = (max_bytes, budget)
         self._pool = self._start(processes)
-        self.recoveries = 0
 
     def _start(self, processes: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -290,7 +289,6 @@ class _Workers:
         """`jobs` (what the dead pool had not finished, in walk order) parsed one at a
         time in a fresh process each time one dies; then a new pool for what follows."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.recoveries += 1
         results: list[Settled] = []
         died: list[_Job] = []
         solo = self._start(1)

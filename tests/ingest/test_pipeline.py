@@ -103,21 +103,27 @@ def _stored(engine: Engine) -> list[tuple[str, int, str, str]]:
         ]
 
 
+@pytest.fixture
+def pools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process count of every worker pool the pipeline starts (real pools)."""
+    started: list[int] = []
+    real_pool = pipeline.ProcessPoolExecutor
+
+    def counting_pool(processes: int, **kwargs: Any) -> Any:
+        started.append(processes)
+        return real_pool(processes, **kwargs)
+
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", counting_pool)
+    return started
+
+
 def test_worker_processes_record_what_one_process_records(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pools: list[int]
 ) -> None:
     """Parsed in two spawned workers or here, the same files give the same report, in
     the order the files were walked, and the same stored versions and chunks; bad files
     fail alone with the same reasons, and a rerun finds everything unchanged."""
     monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 30)  # read by this process only
-    spawned: list[int] = []
-    real_pool = pipeline.ProcessPoolExecutor
-
-    def counting_pool(workers: int, **kwargs: Any) -> Any:
-        spawned.append(workers)
-        return real_pool(workers, **kwargs)
-
-    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", counting_pool)
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(pipeline.POOL_MIN_FILES + 8):
@@ -149,7 +155,7 @@ def test_worker_processes_record_what_one_process_records(
         assert again.count(Outcome.unchanged) == pipeline.POOL_MIN_FILES + 8
         assert again.count(Outcome.failed) == 3
         engine.dispose()
-    assert spawned == [2]  # only the first ingest with workers=2: its rerun parsed 3 files
+    assert pools == [2]  # only the first ingest with workers=2: its rerun parsed 3 files
     assert reports[0] == reports[1]
     assert {Path(f.path).name for f in reports[1] if f.outcome == Outcome.failed} == {
         "junk.pdf",
@@ -176,7 +182,7 @@ def _count_or_die(text: str) -> int:
 
 
 def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
-    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch, pools: list[int]
 ) -> None:
     """Real spawned workers: one file ends the process parsing it (it breaks the whole
     pool). The files in flight are parsed again one at a time, that file fails alone with
@@ -184,14 +190,6 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
     rest."""
     monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 4)  # read by this process only
     monkeypatch.setattr(pipeline, "WINDOW_PER_WORKER", 2)
-    started: list[int] = []
-    real_pool = pipeline.ProcessPoolExecutor
-
-    def counting_pool(processes: int, **kwargs: Any) -> Any:
-        started.append(processes)
-        return real_pool(processes, **kwargs)
-
-    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", counting_pool)
     docs = tmp_path / "docs"
     docs.mkdir()
     names = [f"a{i}.md" for i in range(9)]
@@ -208,7 +206,7 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
     assert rows(engine)[0] == 8  # nothing half-written for a4
     # the first pool, one-process pools for the files in flight (one more after the
     # death), then a new pool for the files after them
-    assert started[0] == 2 and started[-1] == 2 and started.count(1) >= 2
+    assert pools[0] == 2 and pools[-1] == 2 and pools.count(1) >= 2
     (docs / "a4.md").write_text(GOOD.format(id="p-4", title="P 4", body="Bring form 4."))
     again = ingest(engine, [docs], author="alice", workers=2, budget=budget)
     assert again.count(Outcome.unchanged) == 8 and again.count(Outcome.created) == 1
