@@ -182,12 +182,15 @@ def _count_or_die(text: str) -> int:
 
 
 def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
-    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch, pools: list[int]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pools: list[int]
 ) -> None:
     """Real spawned workers: one file ends the process parsing it (it breaks the whole
     pool). The files in flight are parsed again one at a time, that file fails alone with
     nothing stored, every other file is recorded in walk order, and a new pool takes the
-    rest."""
+    rest. (On SQLite only: workers never touch the database, and each run spends about
+    30 s starting processes; the fake-pool test below covers both databases.)"""
+    engine = make_engine(f"sqlite:///{tmp_path / 'canon.db'}")
+    init_db(engine)
     monkeypatch.setattr(pipeline, "POOL_MIN_FILES", 4)  # read by this process only
     monkeypatch.setattr(pipeline, "WINDOW_PER_WORKER", 2)
     docs = tmp_path / "docs"
@@ -210,6 +213,7 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
     (docs / "a4.md").write_text(GOOD.format(id="p-4", title="P 4", body="Bring form 4."))
     again = ingest(engine, [docs], author="alice", workers=2, budget=budget)
     assert again.count(Outcome.unchanged) == 8 and again.count(Outcome.created) == 1
+    engine.dispose()
 
 
 def test_workers_that_keep_dying_stop_the_ingest_naming_the_files(
