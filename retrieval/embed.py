@@ -55,6 +55,9 @@ class Encoder(Protocol):
 
     dim: int
     version: str  # names the weights and runtime; part of the embedding-cache key
+    # 1: texts run one per call whatever `batch_size` says (a vector must not depend on
+    # its batch-mates), so callers spread a batch over threads; 0: `batch_size` is used.
+    run_batch: int
 
     def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]: ...
 
@@ -63,6 +66,7 @@ class TorchEncoder:
     """The sentence-transformers pipeline in PyTorch (fp32); it sorts batches by length."""
 
     version = "torch"
+    run_batch = 0  # batches as asked: padded to the longest text, as sentence-transformers does
 
     def __init__(self, model_dir: Path) -> None:
         from sentence_transformers import SentenceTransformer
@@ -148,8 +152,7 @@ class Embedder:
             # at 32 clients, batches of at most 8 served 10% more than batches of 64 with
             # the int8 graph, which runs one text per call anyway. An encoder that batches
             # (PyTorch) does much less work per text in large batches: it keeps 64.
-            one_per_call = getattr(self._encoder, "run_batch", 0) == 1
-            size = 8 if process and one_per_call else 64
+            size = 8 if process and self._encoder.run_batch == 1 else 64
             self._batcher = MicroBatcher(encode, max_batch=size, max_wait_ms=wait_ms)
         return self._batcher
 

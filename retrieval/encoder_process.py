@@ -47,10 +47,9 @@ def _serve(conn: Connection, model_dir: str, backend: str, onnx_cache: str | Non
     # onnxruntime releases the GIL while it computes. Any other encoder (PyTorch) gets the
     # batch in one call, as `Embedder.embed` gives it in-process, on its own threads.
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    one_per_call = getattr(encoder, "run_batch", 0) == 1
 
     def encode(texts: list[str]) -> npt.NDArray[np.float32]:
-        if len(texts) == 1 or not one_per_call:
+        if len(texts) == 1 or encoder.run_batch != 1:
             return encoder.encode(texts, 32)
         return np.concatenate(list(pool.map(lambda t: encoder.encode([t], 32), texts)))
 
