@@ -290,21 +290,23 @@ class _Workers:
         time in a fresh process each time one dies; then a new pool for what follows."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         results: list[Settled] = []
-        died: list[_Job] = []
-        solo = self._start(1)
+        deaths = 0  # in a row
+        solo: ProcessPoolExecutor | None = None
         try:
             for job in jobs:
+                solo = solo or self._start(1)
                 try:
                     results.append(solo.submit(_parse_job, job).result())
-                    died.clear()
+                    deaths = 0
                     continue
                 except BrokenProcessPool:
                     solo.shutdown(wait=True, cancel_futures=True)
-                died.append(job)
-                if len(died) >= DEATHS_IN_A_ROW:
+                    solo = None  # the next file gets a fresh process
+                deaths += 1
+                if deaths >= DEATHS_IN_A_ROW:
                     left = [str(j.path) for j in jobs]
                     raise ParseWorkerDied(
-                        f"parse workers kept dying: {len(died)} files in a row each ended a "
+                        f"parse workers kept dying: {deaths} files in a row each ended a "
                         "worker parsing it alone, so the cause is likely not the files (out "
                         "of memory? a worker that cannot start?); not recorded: "
                         f"{', '.join(left[:20])}{' ...' if len(left) > 20 else ''} and the "
@@ -320,9 +322,9 @@ class _Workers:
                         "recorded for it",
                     )
                 )
-                solo = self._start(1)
         finally:
-            solo.shutdown(wait=True, cancel_futures=True)
+            if solo is not None:
+                solo.shutdown(wait=True, cancel_futures=True)
         self._pool = self._start(self._processes)
         return results
 
