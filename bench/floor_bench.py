@@ -240,9 +240,7 @@ def main() -> None:
     ]
     results["best_ratio"] = max(level["ratio"] for level in results["floor"])
     results["load_after"] = os.getloadavg()
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    loadgen.write_json(args.json, results)
     print(json.dumps(results, indent=2))
 
 

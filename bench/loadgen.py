@@ -11,6 +11,7 @@ is counted when it completes.
 """
 
 import asyncio
+import json
 import os
 import random
 import socket
@@ -93,6 +94,13 @@ def cpu_split(pid: int) -> tuple[float, float]:
         elif fields[1] == str(pid):  # fields[1]: the parent's pid
             children += seconds
     return own, children
+
+
+def write_json(path: Path | None, data: Any) -> None:
+    """A benchmark's results to `path` (its `--json`), if one was given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2))
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

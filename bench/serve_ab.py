@@ -133,9 +133,7 @@ def main() -> None:
         "summary": summary,
         "runs": runs,
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2))
+    loadgen.write_json(args.json, out)
     print(json.dumps(summary, indent=2))
 
 
