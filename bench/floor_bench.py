@@ -91,7 +91,8 @@ def _worker(
             time.sleep(0.0005)
         t = tally[mode]
         batch = max(mode, 1)
-        while time.time() < slot_end:
+        last = 0.0  # the last batch's wall time: start none that would overrun the slot
+        while time.time() + last < slot_end:
             w0, c0 = time.perf_counter(), time.process_time()
             picked = [questions[(i + j) % n] for j in range(batch)]
             vectors = [encoder.encode([text], 1)[0] for text, _ in picked]
@@ -105,7 +106,8 @@ def _worker(
                 assert len(hits) == batch and all(hits), "every golden question finds passages"
             c2 = time.process_time()
             t["done"] += batch
-            t["wall"] += time.perf_counter() - w0
+            last = time.perf_counter() - w0
+            t["wall"] += last
             t["cpu"] += c2 - c0
             t["embed"] += c1 - c0
             t["query"] += c2 - c1
@@ -191,6 +193,8 @@ def main() -> None:
         parser.error(f"--home {args.home}: no bench-build.json (build it with answer_bench --keep)")
     if any(b < 1 for b in args.batches):
         parser.error("--batches: each batch holds at least 1 question")
+    if args.workers < 1 or args.rounds < 1 or args.slot <= 0 or args.ceiling_seconds <= 0:
+        parser.error("--workers and --rounds take at least 1; --slot and --ceiling-seconds > 0")
 
     from canon.runtime import Runtime
     from canon.settings import Settings
