@@ -1,9 +1,7 @@
 """bench/answer_bench.py builds its large indexes in streamed batches with staged optimizes;
 the points must be the ones the one-shot `synthesize` made (earlier runs' data)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -11,17 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from tests import benchmod
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("answer_bench", BENCH / "answer_bench.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmod.load("answer_bench")
 
 
 def _real(n: int = 12) -> list[tuple[np.ndarray, dict[str, Any]]]:

@@ -1,29 +1,19 @@
 """bench/floor_bench.py's worker: it runs the served query for every question it counts,
 keeps each mode's figures apart, and its arguments are checked before any work."""
 
-import importlib.util
 import queue
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import ModuleType
 
 from canon.runtime import Runtime
 from canon.settings import Settings
 from evals.runner import publish_sample
 from retrieval.embed import Embedder
+from tests import benchmod
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
-
-def _load() -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("floor_bench", BENCH / "floor_bench.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCH = benchmod.BENCH
 
 
 class _Go:
@@ -39,7 +29,7 @@ class _Go:
 def test_worker_counts_each_mode_apart(tmp_path: Path, embedder: Embedder) -> None:
     import time
 
-    floor = _load()
+    floor = benchmod.load("floor_bench")
     home = tmp_path / "home"
     rt = Runtime(Settings(home=home), embedder=embedder)
     publish_sample(rt)

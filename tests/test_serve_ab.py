@@ -1,7 +1,6 @@
 """bench/serve_ab.py's variant specs, and loadgen's server CPU split into the process
 itself and its children (the query encoder runs in one)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,16 +10,11 @@ from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from tests import benchmod
 
 
 def _load(name: str) -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmod.load(name)
 
 
 def test_variant_specs() -> None:
