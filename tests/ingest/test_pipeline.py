@@ -207,9 +207,13 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_ingest_goes_on(
     assert failed[0].error and "a4.md" in failed[0].error and "worker process" in failed[0].error
     assert report.count(Outcome.created) == 8
     assert rows(engine)[0] == 8  # nothing half-written for a4
-    # the first pool, one-process pools for the files in flight (one more after the
-    # death), then a new pool for the files after them
-    assert pools[0] == 2 and pools[-1] == 2 and pools.count(1) >= 2
+    # Which files were in flight when the worker died depends on scheduling, so the
+    # number of pools does too. What holds for every interleaving: the first pool has two
+    # processes; a4 is always re-parsed alone, so a one-process pool starts (it dies with
+    # a4), and one more starts only if a suspect file came after a4; then exactly one new
+    # two-process pool takes the rest. Nothing else starts a pool.
+    assert pools[0] == 2 and pools[-1] == 2 and pools.count(2) == 2
+    assert 1 <= pools.count(1) <= 2 and len(pools) == 2 + pools.count(1)
     (docs / "a4.md").write_text(GOOD.format(id="p-4", title="P 4", body="Bring form 4."))
     again = ingest(engine, [docs], author="alice", workers=2, budget=budget)
     assert again.count(Outcome.unchanged) == 8 and again.count(Outcome.created) == 1
