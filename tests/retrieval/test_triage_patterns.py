@@ -21,12 +21,22 @@ def reference(question: str) -> Triage:
     """Triage as it was: every pattern with IGNORECASE on the question as given."""
     for pattern, reason in t._URGENT_RE:
         if pattern.search(question):
+            category = t._pattern_category(reason, True)
             return Triage(
-                True, f"urgent: {reason}; direct the patient to emergency care or a nurse", True
+                True,
+                f"{category}: {reason}; direct the patient to emergency care or a nurse",
+                True,
+                category,
+                source="patterns",
             )
     for pattern, reason in t._CLINICAL_RE:
         if pattern.search(question):
-            return Triage(True, f"clinical: {reason}; a clinician must answer")
+            return Triage(
+                True,
+                f"clinical_judgment: {reason}; a clinician must answer",
+                category="clinical_judgment",
+                source="patterns",
+            )
     return Triage(False)
 
 
