@@ -976,6 +976,101 @@ _eval_command(
 )
 
 
+@eval_app.command("consumer")
+def eval_consumer(
+    split: Annotated[str, typer.Option(help="devtest (never trained on) or train")] = "devtest",
+    home: Annotated[
+        Path, typer.Option(help="index home: MedQuAD's passages plus the reference answers")
+    ] = Path(".canon-evals/consumer"),
+    medquad_home: Annotated[
+        Path | None,
+        typer.Option(help="a built MedQuAD home copied into an empty --home (else built there)"),
+    ] = Path(".canon-evals/medquad"),
+    limit: Annotated[
+        int | None, typer.Option(help="first N MedQuAD documents and N consumer questions")
+    ] = None,
+    questions: Annotated[int | None, typer.Option(help="questions of the split (sample)")] = None,
+    fusion_k: EvalFusion = None,
+    baseline: EvalBaseline = None,
+    output_dir: EvalOut = Path("evals/results"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Real patient wording (TREC 2017 LiveQA training questions) over MedQuAD's passages
+    plus the questions' reference answers: graded nDCG@10 and MRR@10 of BM25, dense, hybrid."""
+    from evals import consumer, gates, medquad, report
+
+    for reason in (consumer.missing_reason(), medquad.missing_reason()):
+        if reason is not None:
+            raise InvalidInput(reason)
+    if split not in consumer.SPLITS:
+        raise InvalidInput(f"--split {split!r}: devtest or train")
+    if limit is not None:
+        home = home.with_name(f"{home.name}-limit{limit}")
+        if medquad_home is not None:
+            medquad_home = medquad_home.with_name(f"{medquad_home.name}-limit{limit}")
+
+    def scratch(path: Path) -> Runtime:
+        rt = Runtime(_eval_settings(path))
+        if fusion_k is not None:
+            rt.retriever.fusion_k = fusion_k
+        return rt
+
+    started = time.time()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def tick(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        bench = consumer.open_bench(
+            home, scratch, medquad_home=medquad_home, limit=limit, report=tick
+        )
+        try:
+            results = consumer.run(bench, split, n=questions, report=tick)
+        finally:
+            bench.close()
+    results["run"] = _run_info(started)
+    comparison = gates.compare(results, json.loads(baseline.read_text("utf-8"))) if baseline else []
+    results["regressions"] = [row for row in comparison if row["regressed"]]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = output_dir / f"retrieval-consumer-{split}.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    html_path = report.write_html(
+        results, json_path.with_suffix(".html"), violations=None, comparison=comparison
+    )
+
+    def render() -> None:
+        configs = results["configurations"]
+        metrics = list(dict.fromkeys(k for c in configs.values() for k in c))
+        table = Table("configuration", *metrics, title=f"consumer questions: {split}")
+        for name, m in configs.items():
+            table.add_row(
+                name, *(f"{m[k]:.3f}" if isinstance(m[k], float) else str(m[k]) for k in metrics)
+            )
+        out.print(table)
+        out.print(f"corpus: {results['corpus']}", highlight=False)
+        for row in results["regressions"]:
+            out.print(
+                f"[red]regressed[/red] {row['configuration']} {row['metric']}: "
+                f"{row['baseline']:.4g} -> {row['now']:.4g}",
+                highlight=False,
+            )
+        out.print(f"written to {json_path} and {html_path}")
+
+    _emit(results, as_json, render)
+    if results["regressions"]:
+        raise typer.Exit(1)
+
+
 @eval_app.command("triage")
 def eval_triage(
     set_name: Annotated[
