@@ -4,9 +4,10 @@
 
 Every message of the triage development set (English and Spanish, 916) is triaged one at
 a time, as a request does: the trained model, the pattern floor and language detection
-(`Triager.check`), and the query encoder (`Embedder.embed_query`, cache off) on the same
-message, interleaved message by message so machine drift hits both alike. The first round
-warms up and is discarded. Prints p50/p95/p99 in milliseconds and the ratio of the two.
+(`Triager.check`), alone and with the e5 second opinion, and the query encoder
+(`Embedder.embed_query`, cache off) on the same message, interleaved message by message so
+machine drift hits all alike. The first round warms up and is discarded. Prints
+p50/p95/p99 in milliseconds and the ratios to the encoder.
 """
 
 import argparse
@@ -43,10 +44,15 @@ def main() -> None:
         parser.error("--rounds must be at least 2 (the first warms up)")
     settings = Settings()
     embedder = Embedder(settings.embed_model, backend=settings.embed_backend, cache_size=0)
-    model = TriageModel()
-    triager = Triager(model)
+    triager = Triager(TriageModel())
+    with_e5 = Triager(TriageModel(second_opinion=True))
     messages = [m.text for m in triage_eval.load("dev")]
-    timings: dict[str, list[float]] = {"triage": [], "patterns_only": [], "embed_query": []}
+    timings: dict[str, list[float]] = {
+        "triage": [],
+        "triage_with_e5": [],
+        "patterns_only": [],
+        "embed_query": [],
+    }
     for round_ in range(args.rounds):
         for text in messages:
             t0 = time.perf_counter()
@@ -56,10 +62,13 @@ def main() -> None:
             t2 = time.perf_counter()
             embedder.embed_query(text)
             t3 = time.perf_counter()
+            with_e5.check(text)
+            t4 = time.perf_counter()
             if round_:
                 timings["triage"].append(t1 - t0)
                 timings["patterns_only"].append(t2 - t1)
                 timings["embed_query"].append(t3 - t2)
+                timings["triage_with_e5"].append(t4 - t3)
     result = {
         "messages": len(messages),
         "rounds_measured": args.rounds - 1,
@@ -67,6 +76,9 @@ def main() -> None:
         **{k: _ms(v) for k, v in timings.items()},
         "triage_over_embed_p50": round(
             float(np.median(timings["triage"]) / np.median(timings["embed_query"])), 3
+        ),
+        "triage_with_e5_over_embed_p50": round(
+            float(np.median(timings["triage_with_e5"]) / np.median(timings["embed_query"])), 3
         ),
         "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

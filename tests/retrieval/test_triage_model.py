@@ -201,3 +201,28 @@ def test_the_training_command_runs_end_to_end_on_a_budget_of_seconds(tmp_path: P
     loaded = TriageModel(out)  # checksum verified on load
     assert loaded.meta["examples"] == 48 and 0.0 <= loaded.threshold <= 1.0
     assert len(list((tmp_path / "work").glob("fold-*.npy"))) == 2
+
+
+@pytest.fixture(scope="module")
+def default_triager() -> Triager:
+    return Triager(TriageModel(second_opinion=True))
+
+
+def test_sealed_holdout_figures_do_not_slip(default_triager: Triager) -> None:
+    """The figures measured once on the sealed holdout (models/canon-triage/README.md):
+    139/140 urgent caught (39/39 in Spanish), 21/136 routine escalated. A regression
+    fails here; the holdout is never used to choose anything."""
+    report = triage_eval.run(triage_eval.load("holdout"), default_triager.check)
+    groups = report["groups"]
+    assert groups["all"]["caught"] >= 139, report["missed"]
+    assert groups["language=es"]["recall"] == 1.0, report["missed"]
+    assert groups["all"]["escalated"] <= 21, report["false_alarms"]
+    assert report["language_accuracy"] >= 0.99
+
+
+def test_older_escalation_holdouts_figures_do_not_slip(default_triager: Triager) -> None:
+    """The `holdout*` splits of tests/retrieval/escalation.jsonl (never trained on):
+    95/95 urgent caught, 3/95 routine escalated when the model was shipped."""
+    report = triage_eval.run(triage_eval.load("escalation"), default_triager.check)
+    assert report["groups"]["all"]["recall"] == 1.0, report["missed"]
+    assert report["groups"]["all"]["escalated"] <= 3, report["false_alarms"]
