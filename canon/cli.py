@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -90,6 +91,27 @@ def _pick(session: Session, article_id: str, number: int | None, status: Status)
 
 def summary_rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
+
+
+@contextmanager
+def _eval_progress(as_json: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per named step of an evaluation; `tick(name, done, total)`."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def tick(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        yield tick
 
 
 def _emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
@@ -753,21 +775,7 @@ def _run_eval(
         return rt
 
     started = time.time()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json or not console.is_terminal,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def tick(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=done, total=total)
-
+    with _eval_progress(as_json) as tick:
         if dataset == "medquad":
             results = _run_medquad(
                 suite,
@@ -1016,21 +1024,7 @@ def eval_consumer(
         return rt
 
     started = time.time()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json or not console.is_terminal,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def tick(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=done, total=total)
-
+    with _eval_progress(as_json) as tick:
         bench = consumer.open_bench(
             home, scratch, medquad_home=medquad_home, limit=limit, report=tick
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from canon.errors import InvalidInput
+from governance.errors import InvalidInput
 from retrieval.triage import Triage
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from canon.errors import InvalidInput
+from governance.errors import InvalidInput
 
 CATEGORIES = ("routine", "emergency", "crisis", "urgent_symptom", "clinical_judgment")
 URGENT_CATEGORIES = CATEGORIES[1:]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from canon.errors import InvalidInput
 from canon.runtime import Runtime
 from evals import triage as triage_eval
+from governance.errors import InvalidInput
 from governance.models import Audience
 from retrieval.answer import AbstainReason
 from retrieval.escalation import ROUTE_SECTIONS, sections
