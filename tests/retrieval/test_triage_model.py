@@ -200,7 +200,9 @@ def test_the_training_command_runs_end_to_end_on_a_budget_of_seconds(tmp_path: P
     assert (out / "README.md").read_text() == "card kept\n"
     loaded = TriageModel(out)  # checksum verified on load
     assert loaded.meta["examples"] == 48 and 0.0 <= loaded.threshold <= 1.0
-    assert len(list((tmp_path / "work").glob("fold-*.npy"))) == 2
+    # each fold's scores, whole message and clause by clause: a rerun resumes from them
+    assert len(list((tmp_path / "work").glob("fold-*-clauses.npy"))) == 2
+    assert len(list((tmp_path / "work").glob("fold-*.npy"))) == 4
 
 
 @pytest.fixture(scope="module")
