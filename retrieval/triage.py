@@ -216,7 +216,7 @@ class Triage:
     category: str | None = None
     language: str = "en"
     probability: float | None = None  # the triage model's urgent probability, when it ran
-    source: str | None = None  # "model" or "patterns": what decided the escalation
+    source: str | None = None  # "model", "patterns" or "similarity": what escalated it
 
 
 # The pattern floor's category for each of its reasons (the others are emergencies).
@@ -373,11 +373,15 @@ class SemanticTriage:
         routine = float(np.max(self._routine @ vector))
         if urgent < self.threshold or urgent - routine < self.margin:
             return Triage(False)
+        reason = self._reasons[best]
+        category = _pattern_category(reason, True)
         return Triage(
             True,
-            f"urgent: {self._reasons[best]} (similar to known emergencies); "
+            f"{category}: {reason} (similar to known emergencies); "
             "direct the patient to emergency care or a nurse",
             True,
+            category,
+            source="similarity",
         )
 
 

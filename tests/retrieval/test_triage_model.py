@@ -228,3 +228,23 @@ def test_older_escalation_holdouts_figures_do_not_slip(default_triager: Triager)
     report = triage_eval.run(triage_eval.load("escalation"), default_triager.check)
     assert report["groups"]["all"]["recall"] == 1.0, report["missed"]
     assert report["groups"]["all"]["escalated"] <= 3, report["false_alarms"]
+
+
+def test_the_similarity_floor_escalates_with_a_category_and_a_next_step(
+    sample_runtime: Runtime,
+) -> None:
+    """CANON_SEMANTIC_TRIAGE (off by default) escalates with a category too, so its
+    escalations carry the governed next step like the model's."""
+    from retrieval.answer import AnswerService
+    from retrieval.triage import SemanticTriage
+
+    answers = sample_runtime.answers
+    similar = AnswerService(
+        answers.retriever,
+        semantic_triage=SemanticTriage(sample_runtime.embedder),
+        triager=Triager(None),
+        routes=answers.routes,
+    )
+    answer = similar.answer("my chest feels heavy and tight", audience=Audience.patient)
+    assert answer.escalate and answer.escalate_category == "emergency"
+    assert answer.next_step is not None and answer.next_step.route == "emergency"
