@@ -1065,6 +1065,84 @@ def eval_consumer(
         raise typer.Exit(1)
 
 
+@eval_app.command("relevance")
+def eval_relevance(
+    model: Annotated[Path, typer.Option(help="the relevance model folder")] = Path(
+        "models/canon-rerank"
+    ),
+    fp32: Annotated[
+        Path | None, typer.Option(help="its fp32 graph, to measure what int8 costs")
+    ] = Path(".train/relevance/model-fp32.onnx"),
+    home: Annotated[
+        Path, typer.Option(help="the consumer eval's index home (built if missing)")
+    ] = Path(".canon-evals/consumer"),
+    depth: Annotated[int, typer.Option(help="hybrid candidates the model reranks")] = 30,
+    devval_questions: Annotated[int, typer.Option(help="MedQuAD dev-val questions")] = 500,
+    output_dir: EvalOut = Path("evals/results"),
+    as_json: JsonOpt = False,
+) -> None:
+    """The relevance model side by side with today's retrieval: consumer devtest, MedQuAD
+    dev-val, sample-corpus abstention AUC, int8 against fp32."""
+    import tempfile
+
+    from evals import consumer, medquad, relevance
+    from retrieval.rerank import OnnxCrossEncoder
+
+    for reason in (consumer.missing_reason(), medquad.missing_reason()):
+        if reason is not None:
+            raise InvalidInput(reason)
+    int8 = OnnxCrossEncoder(model)
+    fp32_model = OnnxCrossEncoder(model, weights=fp32) if fp32 and fp32.is_file() else None
+    started = time.time()
+    with _eval_progress(as_json) as tick, tempfile.TemporaryDirectory() as scratch:
+        bench = consumer.open_bench(
+            home, lambda p: Runtime(_eval_settings(p)), medquad_home=None, report=tick
+        )
+        try:
+            results = relevance.run(
+                bench,
+                Path(scratch) / "sample",
+                lambda p: Runtime(_eval_settings(p)),
+                int8,
+                fp32_model,
+                depth=depth,
+                devval_questions=devval_questions,
+                report=tick,
+            )
+        finally:
+            bench.close()
+    results["model"] = {"dir": str(model), "sha256": int8.meta["sha256"]}
+    results["run"] = _run_info(started)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = output_dir / "relevance.json"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+
+    def render() -> None:
+        for graph, configs in results["consumer_devtest"].items():
+            out.print(f"consumer devtest ({graph}):", highlight=False)
+            for name, m in configs.items():
+                out.print(
+                    f"  {name:<16} nDCG@10 {m['ndcg@10']:.3f}  MRR@10 {m['mrr@10']:.3f}  "
+                    f"{m['ms_per_query']:.0f} ms",
+                    highlight=False,
+                )
+        for name, m in results["medquad_devval"].items():
+            out.print(
+                f"MedQuAD dev-val {name:<8} nDCG@10 {m['ndcg@10']:.3f} MRR@10 {m['mrr@10']:.3f}",
+                highlight=False,
+            )
+        for name, m in results["sample_abstention"].items():
+            if isinstance(m, dict):
+                out.print(
+                    f"sample abstention {name:<14} ROC AUC {m['roc_auc']:.3f}", highlight=False
+                )
+        if "int8_vs_fp32" in results:
+            out.print(f"int8 vs fp32: {results['int8_vs_fp32']}", highlight=False)
+        out.print(f"written to {json_path}")
+
+    _emit(results, as_json, render)
+
+
 @eval_app.command("triage")
 def eval_triage(
     set_name: Annotated[

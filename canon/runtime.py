@@ -17,7 +17,7 @@ from retrieval.escalation import EscalationRoutes
 from retrieval.generator import LlmGenerator
 from retrieval.grounding import GroundingCheck, NliModel
 from retrieval.hybrid import Retriever
-from retrieval.rerank import CrossEncoderReranker
+from retrieval.rerank import RERANK_FILE, CrossEncoderReranker, OnnxCrossEncoder, Reranker
 from retrieval.sparse import SparseEncoder
 from retrieval.store import EdgeStore, ServerStore, VectorStore
 from retrieval.triage import SemanticTriage, Triager
@@ -120,7 +120,7 @@ class Runtime:
             freshness=FreshnessPolicy(
                 self.settings.freshness_mode, self.settings.freshness_grace_days
             ),
-            reranker=CrossEncoderReranker(rerank) if rerank else None,
+            reranker=_reranker(rerank) if rerank else None,
         )
 
     @cached_property
@@ -169,3 +169,11 @@ class Runtime:
             del self.__dict__["store"]
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def _reranker(model_dir: str) -> Reranker:
+    """Canon's own int8 ONNX model (a folder with `model-int8.onnx` and its card), or a
+    sentence-transformers cross-encoder folder."""
+    if (Path(model_dir).expanduser() / RERANK_FILE).is_file():
+        return OnnxCrossEncoder(model_dir)
+    return CrossEncoderReranker(model_dir)

@@ -106,8 +106,10 @@ class OnnxCrossEncoder:
     truncated file fails here, naming the file."""
 
     def __init__(
-        self, model_dir: str | Path = RERANK_DIR, *, file: str = RERANK_FILE, threads: int = 0
+        self, model_dir: str | Path = RERANK_DIR, *, weights: Path | None = None, threads: int = 0
     ) -> None:
+        """`weights`: another graph of the same model (the fp32 one, to compare), read
+        without a checksum; by default the card's int8 file, checked."""
         import hashlib
         import json
 
@@ -115,15 +117,17 @@ class OnnxCrossEncoder:
         from tokenizers import Tokenizer
 
         path = Path(model_dir).expanduser()
-        card, weights = path / "model.json", path / file
-        for needed in (card, weights, path / "tokenizer.json"):
+        card, graph = path / "model.json", weights or path / RERANK_FILE
+        for needed in (card, graph, path / "tokenizer.json"):
             if not needed.is_file():
                 raise InvalidInput(f"{needed}: missing; the relevance model is not complete")
         self.meta = json.loads(card.read_text("utf-8"))
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        expected = self.meta.get("sha256") if file == RERANK_FILE else digest
-        if digest != expected:
-            raise InvalidInput(f"{weights}: SHA-256 {digest} does not match {card} ({expected})")
+        if weights is None:
+            digest = hashlib.sha256(graph.read_bytes()).hexdigest()
+            if digest != self.meta.get("sha256"):
+                raise InvalidInput(
+                    f"{graph}: SHA-256 {digest} does not match {card} ({self.meta.get('sha256')})"
+                )
         self.model_dir = path
         self.max_length = int(self.meta["max_length"])
         self.question_max = int(self.meta["question_max"])
@@ -134,7 +138,7 @@ class OnnxCrossEncoder:
         if threads:
             options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(
-            str(weights), options, providers=["CPUExecutionProvider"]
+            str(graph), options, providers=["CPUExecutionProvider"]
         )
 
     def logits(self, question: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:

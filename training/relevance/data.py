@@ -41,11 +41,11 @@ from pathlib import Path
 
 from evals import consumer, medquad
 from evals.baselines import focus_key, held_out
+from evals.relevance import devval
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTDOOR = Path(__file__).resolve().parent / "frontdoor.jsonl"
 CORPUS = ROOT / "corpus"
-DEVVAL_BUCKETS = 10
 MAX_PASSAGE_CHARS = 2000  # beyond any pair length the model reads
 
 # A searcher returns the passage keys (`article_id#section_key`) of a question's top
@@ -60,12 +60,6 @@ class Pair:
     label: float  # 1 relevant, 0.5 partly relevant, 0 not
     group: str  # the question's id: pairs of one question stay together
     source: str  # medquad | consumer | frontdoor
-
-
-def devval(doc: medquad.MedDoc) -> bool:
-    """MedQuAD dev-val: about a tenth of the dev documents, never trained on."""
-    digest = hashlib.sha1(f"devval:{doc.file}".encode()).hexdigest()
-    return int(digest, 16) % DEVVAL_BUCKETS == 0
 
 
 def _rank(seed: str, key: str) -> str:
