@@ -340,7 +340,7 @@ def stack_searcher(home: Path, depth: int = 30) -> tuple[Searcher, Callable[[], 
 def build(
     search: Searcher,
     *,
-    medquad_questions: int = 1200,
+    medquad_questions: int = 800,
     docs: Sequence[medquad.MedDoc] | None = None,
     questions: Sequence[consumer.ConsumerQuestion] | None = None,
     frontdoor: Sequence[dict[str, object]] | None = None,
@@ -387,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, default=ROOT / ".canon-evals" / "consumer")
     parser.add_argument("--out", type=Path, default=ROOT / ".train" / "relevance" / "pairs.jsonl")
-    parser.add_argument("--medquad-questions", type=int, default=1200)
+    parser.add_argument("--medquad-questions", type=int, default=800)
     args = parser.parse_args(argv)
     search, close = stack_searcher(args.home)
     try:
