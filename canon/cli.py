@@ -1077,7 +1077,7 @@ def eval_relevance(
         Path, typer.Option(help="the consumer eval's index home (built if missing)")
     ] = Path(".canon-evals/consumer"),
     depth: Annotated[int, typer.Option(help="hybrid candidates the model reranks")] = 30,
-    devval_questions: Annotated[int, typer.Option(help="MedQuAD dev-val questions")] = 500,
+    devval_questions: Annotated[int, typer.Option(help="MedQuAD dev-val questions")] = 300,
     output_dir: EvalOut = Path("evals/results"),
     as_json: JsonOpt = False,
 ) -> None:

@@ -167,7 +167,8 @@ def train(
         optim.step()
         optim.zero_grad()
         state["step"] = step + 1
-        state["loss"] = float(loss) if step == 0 else 0.98 * state["loss"] + 0.02 * float(loss)
+        value = loss.item()
+        state["loss"] = value if step == 0 else 0.98 * state["loss"] + 0.02 * value
         now = time.monotonic()
         if not state["timed"] and state["step"] >= 10:
             # fix the schedule's length from the pace so far: it ends inside the budget
