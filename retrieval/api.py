@@ -16,7 +16,7 @@ from governance.keys import KeyCache, Principal, Scope
 from governance.models import Audience, Rating
 from retrieval.answer import AbstainReason, Answer, AnswerService, Channel
 from retrieval.batching import TickBatcher
-from retrieval.hybrid import Passage
+from retrieval.hybrid import ARTICLE_DEPTH, ARTICLE_OVERREAD, Passage, one_per_article
 
 MAX_QUESTION_CHARS = 1000
 READ_ANY_LOG = (Scope.review, Scope.clinical_review, Scope.admin)
@@ -44,6 +44,10 @@ class SearchRequest(BaseModel):
         default_factory=list, max_length=20, description="limit to these (within the key's pins)"
     )
     top_k: int = Field(default=5, ge=1, le=20)
+    group_by: Literal["passage", "article"] = Field(
+        default="passage",
+        description="'article': one passage per article (its best), up to top_k articles",
+    )
 
 
 class AnswerRequest(SearchRequest):
@@ -299,13 +303,16 @@ async def search(body: SearchRequest, answers: AnswerServiceDep, who: CallerDep)
     service_lines = who.service_lines(body.service_lines)
     retriever = answers.retriever
     vector = await retriever.embedder.embed_query_async(body.question)
+    grouped = body.group_by == "article"
+    # one passage per article: read deeper, since an article's chunks crowd the top
+    depth = min(ARTICLE_DEPTH, body.top_k * ARTICLE_OVERREAD) if grouped else body.top_k
     if retriever.reranker is None:
         passages = await retriever.search_async(
             body.question,
             vector,
             audience=audience,
             service_lines=service_lines,
-            top_k=body.top_k,
+            top_k=depth,
         )
     else:
         passages = await asyncio.to_thread(
@@ -313,9 +320,11 @@ async def search(body: SearchRequest, answers: AnswerServiceDep, who: CallerDep)
             body.question,
             audience=audience,
             service_lines=service_lines,
-            top_k=body.top_k,
+            top_k=depth,
             query_vector=vector,
         )
+    if grouped:
+        passages = one_per_article(passages, body.top_k)
     return SearchResponse(passages=[Citation.of(p) for p in passages])
 
 

@@ -33,6 +33,24 @@ class Passage:
     point_id: str
 
 
+# `group_by: article` reads this many passages per article asked for, at most ARTICLE_DEPTH
+ARTICLE_OVERREAD = 5
+ARTICLE_DEPTH = 100
+
+
+def one_per_article(passages: Sequence[Passage], k: int) -> list[Passage]:
+    """The first (best-ranked) passage of each article, in rank order, at most `k`."""
+    seen: set[str] = set()
+    out: list[Passage] = []
+    for p in passages:
+        if p.article_id not in seen:
+            seen.add(p.article_id)
+            out.append(p)
+            if len(out) == k:
+                break
+    return out
+
+
 def visible_audiences(audience: Audience) -> tuple[str, ...]:
     """Patients see patient content only; staff see both."""
     if audience == Audience.patient:

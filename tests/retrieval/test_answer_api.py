@@ -152,3 +152,25 @@ def test_openapi_documents_examples_and_the_error_model(api: tuple[TestClient, K
         assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
             "ErrorResponse"
         ), path
+
+
+def test_search_grouped_by_article_returns_one_passage_per_article(
+    api: tuple[TestClient, Keys],
+) -> None:
+    client, made = api
+    ask = {"question": "billing office hours and payment plans", "top_k": 10}
+    flat = client.post("/v1/search", json=ask, headers=made["agent-a"]).json()["passages"]
+    grouped = client.post(
+        "/v1/search", json=ask | {"group_by": "article"}, headers=made["agent-a"]
+    ).json()["passages"]
+    articles = [p["article_id"] for p in grouped]
+    assert len(articles) == len(set(articles)) == 10
+    assert len({p["article_id"] for p in flat}) < 10  # chunks of one article crowd the list
+    assert grouped[0] == flat[0]  # the best passage stays first
+    # each article's passage is its best-ranked one among the flat results
+    first: dict[str, object] = {}
+    for p in flat:
+        first.setdefault(p["article_id"], p)
+    assert all(first[g["article_id"]] == g for g in grouped if g["article_id"] in first)
+    bad = client.post("/v1/search", json=ask | {"group_by": "section"}, headers=made["agent-a"])
+    assert bad.status_code == 422 and "group_by" in bad.text
