@@ -1143,6 +1143,37 @@ def eval_relevance(
     _emit(results, as_json, render)
 
 
+@eval_app.command("fusion")
+def eval_fusion(
+    home: Annotated[
+        Path, typer.Option(help="the consumer eval's index home (built if missing)")
+    ] = Path(".canon-evals/consumer"),
+    devval_questions: Annotated[int, typer.Option(help="MedQuAD dev-val questions")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """The BM25 list's weight in the hybrid query (weighted RRF), swept on the consumer
+    devtest and MedQuAD dev-val questions: what chooses CANON_SPARSE_WEIGHT."""
+    from evals import consumer, relevance
+
+    with _eval_progress(as_json) as tick:
+        bench = consumer.open_bench(
+            home, lambda p: Runtime(_eval_settings(p)), medquad_home=None, report=tick
+        )
+        try:
+            results = relevance.fusion_sweep(bench, devval_questions=devval_questions, report=tick)
+        finally:
+            bench.close()
+
+    def render() -> None:
+        for w, m in results.items():
+            out.print(
+                f"sparse weight {w:>5}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()),
+                highlight=False,
+            )
+
+    _emit(results, as_json, render)
+
+
 @eval_app.command("triage")
 def eval_triage(
     set_name: Annotated[

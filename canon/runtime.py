@@ -121,6 +121,7 @@ class Runtime:
                 self.settings.freshness_mode, self.settings.freshness_grace_days
             ),
             reranker=_reranker(rerank) if rerank else None,
+            sparse_weight=self.settings.sparse_weight,
         )
 
     @cached_property

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout: float = Field(default=20.0, gt=0)
     rerank_model: str | None = Field(default=None, description="cross-encoder model directory")
+    sparse_weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="the BM25 list's weight in the hybrid query's rank fusion (dense: 1)",
+    )
     nli_model: str | None = Field(default=None, description="NLI cross-encoder model directory")
     triage_model: str = Field(
         default="shipped",

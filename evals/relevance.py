@@ -196,3 +196,45 @@ def run(
     if fp32 is not None:
         out["int8_vs_fp32"] = agreement(cb, int8, fp32, depth=depth)
     return out
+
+
+def fusion_sweep(
+    cb: consumer.ConsumerBench,
+    weights: Sequence[float] = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.0),
+    *,
+    devval_questions: int = 300,
+    report: Report = quiet,
+) -> dict[str, Any]:
+    """nDCG@10 / MRR@10 of the hybrid query with the BM25 list weighted `w` against the
+    dense list's 1 (weighted RRF), on the consumer devtest and MedQuAD dev-val questions,
+    without a reranker: the dev sets that choose `CANON_SPARSE_WEIGHT`."""
+    retriever = cb.bench.stack.retriever
+    kept = retriever.reranker, retriever.sparse_weight
+    retriever.reranker = None
+    consumer_qs = [q for q in cb.questions if q.split == "devtest"]
+    graded = [consumer.grades(q, cb.passages) for q in consumer_qs]
+    docs = [d for d in cb.bench.docs if devval(d) and not held_out(d)]
+    med_qs = sample_questions(medquad.questions(docs), devval_questions, seed="devval")
+    out: dict[str, Any] = {}
+    try:
+        for step, w in enumerate(weights, 1):
+            retriever.sparse_weight = w
+            rows = [
+                consumer.scores(_ranked(retriever, q.text, None), g, q.passage_keys())
+                for q, g in zip(consumer_qs, graded, strict=True)
+            ]
+            med = []
+            for q in med_qs:
+                ranked = _ranked(retriever, q.question, None)
+                own = {k: 2 for k, g in q.relevant.items() if g == 2}
+                med.append((ndcg_at(ranked, q.relevant, 10), mrr_at(ranked, own, 10)))
+            out[f"{w:g}"] = {
+                "consumer ndcg@10": statistics.fmean(r["ndcg@10"] for r in rows),
+                "consumer mrr@10": statistics.fmean(r["mrr@10"] for r in rows),
+                "medquad ndcg@10": statistics.fmean(m[0] for m in med),
+                "medquad mrr@10": statistics.fmean(m[1] for m in med),
+            }
+            report("fusion weights", step, len(weights))
+    finally:
+        retriever.reranker, retriever.sparse_weight = kept
+    return out

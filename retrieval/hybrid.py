@@ -68,6 +68,7 @@ class Retriever:
         *,
         freshness: FreshnessPolicy | None = None,
         fusion_k: int = 60,
+        sparse_weight: float = 1.0,
         overfetch: int = 3,
         today: Callable[[], date] = date.today,
         reranker: Reranker | None = None,
@@ -79,6 +80,7 @@ class Retriever:
         self.catalog = catalog
         self.freshness = freshness or FreshnessPolicy()
         self.fusion_k = fusion_k
+        self.sparse_weight = sparse_weight
         self.overfetch = overfetch
         self.today = today
         self.reranker = reranker
@@ -146,6 +148,7 @@ class Retriever:
             limit=depth * self.overfetch,
             mode=mode,
             fusion_k=self.fusion_k,
+            sparse_weight=self.sparse_weight,
             load=depth,
         )
 

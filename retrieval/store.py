@@ -135,6 +135,10 @@ class Query:
     limit: int
     mode: Mode = "hybrid"
     fusion_k: int = 60
+    # RRF weight of the sparse (BM25) list against the dense list's 1.0 (hybrid only).
+    # Qdrant's weighted RRF: a hit at 0-based position p adds 1 / ((p + 1) / w + k - 1),
+    # so a weight stretches the list's ranks (w = 0: the list counts for nothing).
+    sparse_weight: float = 1.0
     # Read payloads and vectors of the first `load` hits (by score, then id) with the
     # query and the rest only if asked for (0: all with the query). Retrieval reads hits
     # in that order until it has its `top_k` live passages, usually the first `top_k` of
@@ -164,6 +168,7 @@ class VectorStore(Protocol):
         limit: int,
         mode: Mode = "hybrid",
         fusion_k: int = 60,
+        sparse_weight: float = 1.0,
     ) -> list[Hit]: ...
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
@@ -369,8 +374,11 @@ class EdgeStore:
         limit: int,
         mode: Mode = "hybrid",
         fusion_k: int = 60,
+        sparse_weight: float = 1.0,
     ) -> list[Hit]:
-        return self.query_many([Query(dense, sparse, scope, limit, mode, fusion_k)])[0]
+        return self.query_many([Query(dense, sparse, scope, limit, mode, fusion_k, sparse_weight)])[
+            0
+        ]
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
         """Ranked ids from one `query_batch` (Qdrant plans the batch together: about half
@@ -442,7 +450,9 @@ class EdgeStore:
                     qe.Prefetch(limit=q.limit * 2, query=dense_q, filter=flt),
                     qe.Prefetch(limit=q.limit * 2, query=sparse_q, filter=flt),
                 ],
-                query=qe.Fusion.Rrf(k=q.fusion_k),
+                query=qe.Fusion.Rrf(k=q.fusion_k, weights=[1.0, q.sparse_weight])
+                if q.sparse_weight != 1.0
+                else qe.Fusion.Rrf(k=q.fusion_k),
                 filter=flt,
                 with_payload=False,
                 with_vector=False,
@@ -668,6 +678,7 @@ class ServerStore:
         limit: int,
         mode: Mode = "hybrid",
         fusion_k: int = 60,
+        sparse_weight: float = 1.0,
     ) -> list[Hit]:
         m = self._m
         flt = self._filter(scope)
@@ -680,7 +691,11 @@ class ServerStore:
                     m.Prefetch(query=dense_list, using=DENSE, limit=limit * 2, filter=flt),
                     m.Prefetch(query=sparse_vec, using=SPARSE, limit=limit * 2, filter=flt),
                 ],
-                query=m.RrfQuery(rrf=m.Rrf(k=fusion_k)),
+                query=m.RrfQuery(
+                    rrf=m.Rrf(k=fusion_k, weights=[1.0, sparse_weight])
+                    if sparse_weight != 1.0
+                    else m.Rrf(k=fusion_k)
+                ),
                 query_filter=flt,
                 limit=limit,
                 with_payload=True,
@@ -700,7 +715,8 @@ class ServerStore:
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
         return [
-            self.query(q.dense, q.sparse, q.scope, q.limit, q.mode, q.fusion_k) for q in queries
+            self.query(q.dense, q.sparse, q.scope, q.limit, q.mode, q.fusion_k, q.sparse_weight)
+            for q in queries
         ]
 
     def point_versions(self) -> dict[str, int]:

@@ -137,3 +137,20 @@ def test_a_point_gone_before_a_deferred_read_has_no_payload(tmp_path: Path) -> N
         assert hits[1].payload["text"] and hits[3].dense is not None
     finally:
         store.close()
+
+
+def test_the_sparse_weight_tilts_the_fusion_toward_the_dense_list(tmp_path: Path) -> None:
+    """Weighted RRF (Qdrant: a hit at 0-based position p adds 1 / ((p + 1) / w + k - 1)):
+    a BM25 weight of 0 orders hybrid hits as the dense list does; an equal weight lets
+    the sparse list's best rise above the dense list's."""
+    store, vectors, ids = _store(tmp_path)
+    try:
+        # the sparse query matches points 0, 5, 10 ... (term 0); the dense one points near 7
+        base = Query(vectors[7], SparseVec([0], [1.0]), Scope(), limit=10)
+        dense = [h.id for h in store.query_many([Query(**{**base.__dict__, "mode": "dense"})])[0]]
+        equal, tilted = store.query_many([base, Query(**{**base.__dict__, "sparse_weight": 0.0})])
+        matched = {ids[i] for i in range(0, 40, 5)}
+        assert [h.id for h in tilted] == dense
+        assert sum(h.id in matched for h in equal[:5]) > sum(h.id in matched for h in tilted[:5])
+    finally:
+        store.close()
