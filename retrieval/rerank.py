@@ -74,6 +74,8 @@ def encode_pairs(
     question itself), and the passage fills what is left of `max_length`. Training and
     serving both call this, so the model reads pairs the same way in both."""
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
+        raise InvalidInput("the relevance model's tokenizer has no [CLS] or [SEP] token")
     q = tokenizer.encode(question, add_special_tokens=False).ids
     if len(q) > question_max:
         head = (2 * question_max) // 3

@@ -125,7 +125,7 @@ def train(
     )
     per_epoch = math.ceil(len(epoch_order(pairs, consumer_weight, 0)) / batch_size)
     full = epochs * per_epoch
-    state = {"step": 0, "total": full, "timed": False, "loss": 0.0, "seconds": 0.0}
+    state: dict[str, Any] = {"step": 0, "total": full, "timed": False, "loss": 0.0, "seconds": 0.0}
     ckpt = work / "checkpoint.pt"
     if ckpt.is_file():
         saved = torch.load(ckpt, weights_only=False)
