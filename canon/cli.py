@@ -39,6 +39,10 @@ eval_app = typer.Typer(no_args_is_help=True, help="Retrieval and answer-quality 
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(
+    help="train Canon's models: CPU, seeded, within a time budget", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
 keys_app = typer.Typer(
     no_args_is_help=True, help="API keys: scopes and audience / service-line pins."
 )
@@ -1324,3 +1328,31 @@ def main() -> None:
     except CanonError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(errors.lookup(errors.EXIT_CODE, exc, 1))
+
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@train_app.command("relevance", context_settings=_PASS_THROUGH)
+def train_relevance(ctx: typer.Context) -> None:
+    """The relevance model (models/canon-rerank); `canon train relevance -h` for options
+    (`--budget-minutes`, default 30). Builds its training pairs first when missing."""
+    from training.relevance.train import main
+
+    main(ctx.args)
+
+
+@train_app.command("relevance-data", context_settings=_PASS_THROUGH)
+def train_relevance_data(ctx: typer.Context) -> None:
+    """The relevance model's training pairs, from the consumer eval's index; `-h` for options."""
+    from training.relevance.data import main
+
+    main(ctx.args)
+
+
+@train_app.command("triage", context_settings=_PASS_THROUGH)
+def train_triage(ctx: typer.Context) -> None:
+    """The triage model (models/canon-triage); `canon train triage -h` for options."""
+    from training.triage.finetune import main
+
+    main(ctx.args)

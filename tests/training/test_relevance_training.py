@@ -161,3 +161,18 @@ def test_the_training_command_runs_end_to_end_and_ships_a_checked_model(tmp_path
     assert (tmp_path / "work" / "checkpoint.pt").is_file()  # a rerun resumes from it
     scores = model.scores("how is asthma treated", ["Inhalers control asthma.", "Pay online."])
     assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)
+
+
+def test_canon_train_passes_its_options_to_the_training_commands() -> None:
+    from typer.testing import CliRunner
+
+    from canon.cli import app
+
+    for command, option in (
+        ("relevance", "--budget-minutes"),
+        ("relevance-data", "--medquad-questions"),
+        ("triage", "--folds"),
+    ):
+        done = CliRunner().invoke(app, ["train", command, "-h"])
+        assert done.exit_code == 0, done.output
+        assert option in done.output
