@@ -27,7 +27,7 @@ from evals.metrics import dedupe, mrr_at, ndcg_at
 from evals.progress import Report, quiet
 from evals.runner import Stack, StackFactory, publish_sample
 from governance.models import Audience
-from retrieval.rerank import Reranker
+from retrieval.rerank import Reranker, pair_text
 
 DEVVAL_BUCKETS = 10
 
@@ -112,7 +112,7 @@ def sample_abstention(
         examples: list[dict[str, Any]] = []
         for i, q in enumerate(questions, 1):
             passages = retriever.search(q.question, audience=q.audience, top_k=depth)
-            texts = [f"{p.section}\n{p.text}" for p in passages]
+            texts = [pair_text(p) for p in passages]
             answerable = q.category == "answerable"
             best["dense cosine"][answerable].append(max((p.relevance for p in passages), default=0))
             for name, reranker in rerankers.items():
@@ -150,7 +150,7 @@ def agreement(
     try:
         for q in [q for q in cb.questions if q.split == "devtest"]:
             passages = retriever.search(q.text, audience=Audience.patient, top_k=depth)
-            texts = [f"{p.section}\n{p.text}" for p in passages]
+            texts = [pair_text(p) for p in passages]
             if len(texts) < 3:
                 continue
             ra = np.argsort(np.argsort(a.scores(q.text, texts)))  # type: ignore[attr-defined]

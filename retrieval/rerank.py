@@ -27,6 +27,17 @@ class Reranker(Protocol):
     def rerank(self, question: str, passages: Sequence["Passage"]) -> list["Passage"]: ...
 
 
+def pair_text(p: "Passage") -> str:
+    """What a reranker reads of a passage: its section heading, then its text."""
+    return f"{p.section}\n{p.text}"
+
+
+def by_scores(passages: Sequence["Passage"], scores: Sequence[float]) -> list["Passage"]:
+    """The passages best score first, each carrying its score (ties keep their order)."""
+    ranked = sorted(zip(scores, range(len(passages)), strict=True), key=lambda t: (-t[0], t[1]))
+    return [dataclasses.replace(passages[i], score=s) for s, i in ranked]
+
+
 class CrossEncoderReranker:
     def __init__(self, model_dir: str | Path, *, max_length: int = 256) -> None:
         from sentence_transformers import CrossEncoder
@@ -49,9 +60,7 @@ class CrossEncoderReranker:
         return [float(x) for x in array]
 
     def rerank(self, question: str, passages: Sequence["Passage"]) -> list["Passage"]:
-        scored = self.scores(question, [f"{p.section}\n{p.text}" for p in passages])
-        ranked = sorted(zip(scored, range(len(passages)), strict=True), reverse=True)
-        return [dataclasses.replace(passages[i], score=s) for s, i in ranked]
+        return by_scores(passages, self.scores(question, [pair_text(p) for p in passages]))
 
 
 # --- Canon's shipped relevance model (models/canon-rerank) ---------------------------
@@ -162,6 +171,4 @@ class OnnxCrossEncoder:
         return [float(x) for x in 1.0 / (1.0 + np.exp(-self.logits(question, texts)))]
 
     def rerank(self, question: str, passages: Sequence["Passage"]) -> list["Passage"]:
-        scored = self.scores(question, [f"{p.section}\n{p.text}" for p in passages])
-        ranked = sorted(zip(scored, range(len(passages)), strict=True), reverse=True)
-        return [dataclasses.replace(passages[i], score=s) for s, i in ranked]
+        return by_scores(passages, self.scores(question, [pair_text(p) for p in passages]))

@@ -27,35 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.rerank import RERANK_FILE, encode_pairs
-from training.export import base_model_dir, export
+from training.export import base_model_dir, export, mean_pooled_model
 from training.relevance.data import ROOT, Pair, read
 
 SEED = 23
 MAX_LENGTH = 192
 QUESTION_MAX = 64
-
-
-def build_model(base: Path) -> Any:
-    import torch
-    from transformers import AutoModel
-
-    class CrossEncoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = AutoModel.from_pretrained(str(base), local_files_only=True)
-            self.head = torch.nn.Linear(self.encoder.config.hidden_size, 1)
-            torch.nn.init.normal_(self.head.weight, std=0.02)
-            torch.nn.init.zeros_(self.head.bias)
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return self.head(pooled)
-
-    return CrossEncoder()
 
 
 def fast_tokenizer(base: Path) -> Any:
@@ -115,7 +92,7 @@ def train(
     torch.set_num_threads(os.cpu_count() or 2)
     base = base_model_dir()
     tok = fast_tokenizer(base)
-    model = build_model(base)
+    model = mean_pooled_model(base, 1)
     optim = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": lr},
@@ -151,10 +128,14 @@ def train(
         tmp.replace(ckpt)
 
     model.train()
+    orders: dict[int, list[int]] = {}
     while state["step"] < state["total"]:
         step = state["step"]
         epoch, offset = divmod(step, per_epoch)
-        order = epoch_order(pairs, consumer_weight, epoch)
+        if epoch not in orders:  # shuffled once an epoch (a resumed run recomputes it)
+            orders.clear()
+            orders[epoch] = epoch_order(pairs, consumer_weight, epoch)
+        order = orders[epoch]
         batch = [pairs[i] for i in order[offset * batch_size : (offset + 1) * batch_size]]
         for group in optim.param_groups:
             group.setdefault("initial_lr", group["lr"])

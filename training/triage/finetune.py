@@ -26,36 +26,11 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.triage_model import CATEGORIES, E5_HEAD, MAX_CLAUSES, clauses
-from training.export import base_model_dir, export
+from training.export import base_model_dir, export, mean_pooled_model
 from training.triage.data import ROOT, Example, load_examples
 
 SEED = 17
 MAX_LENGTH = 64
-
-
-def build_classifier(base: Path) -> Any:
-    """all-MiniLM-L6-v2 with a linear head over the mean of its token vectors (the way
-    the sentence model was trained to be read; its [CLS] vector means nothing)."""
-    import torch
-    from transformers import AutoModel
-
-    class Classifier(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = AutoModel.from_pretrained(str(base), local_files_only=True)
-            self.head = torch.nn.Linear(self.encoder.config.hidden_size, len(CATEGORIES))
-            torch.nn.init.normal_(self.head.weight, std=0.02)
-            torch.nn.init.zeros_(self.head.bias)
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return self.head(pooled)
-
-    return Classifier()
 
 
 def fit(
@@ -79,7 +54,7 @@ def fit(
     torch.set_num_threads(os.cpu_count() or 2)
     base = base_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
-    model = build_classifier(base)
+    model = mean_pooled_model(base, len(CATEGORIES))
     if checkpoint is not None and checkpoint.is_file():
         model.load_state_dict(torch.load(checkpoint))
         print(f"  from its checkpoint {checkpoint}", flush=True)
