@@ -2,10 +2,7 @@
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from evals import relevance
 from governance.errors import InvalidInput
 from governance.models import Audience
 from retrieval.rerank import RERANK_DIR, RERANK_FILE, OnnxCrossEncoder, encode_pairs
-from tests.offline import REFUSE_NETWORK
+from tests.offline import run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,18 +65,13 @@ def test_the_weights_match_the_cards_checksum_and_size() -> None:
 
 
 def test_it_loads_offline_in_a_fresh_process() -> None:
-    code = REFUSE_NETWORK + (
+    code = (
         "from retrieval.rerank import OnnxCrossEncoder\n"
         "s = OnnxCrossEncoder().scores('how is asthma treated', "
         "['Asthma is treated with inhalers.', 'The garage is on Elm Street.'])\n"
         "print(s[0] > s[1])\n"
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME="/nonexistent")
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    assert run_offline(code) == "True"
 
 
 def test_a_changed_weights_file_is_refused_naming_it(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from retrieval.answer import AbstainReason
 from retrieval.escalation import ROUTE_SECTIONS, sections
 from retrieval.triage import Triager
 from retrieval.triage_model import MODEL_DIR, MODEL_FILE, TriageModel, detect_language
+from tests.offline import run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,15 +47,10 @@ def test_the_weights_match_the_cards_checksum_and_size() -> None:
 def test_it_loads_offline_in_a_fresh_process() -> None:
     """No hub, no network: the model directory is all it reads."""
     code = (
-        "from retrieval.triage_model import TriageModel; "
-        "print(TriageModel().score('I can\\'t breathe and my lips are blue').escalate)"
+        "from retrieval.triage_model import TriageModel\n"
+        "print(TriageModel().score('I can\\'t breathe and my lips are blue').escalate)\n"
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME="/nonexistent")
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    assert run_offline(code) == "True"
 
 
 def test_a_changed_weights_file_is_refused_naming_it(tmp_path: Path) -> None:
